@@ -1,0 +1,1 @@
+"""Pure FHIR mapping."""

@@ -1,0 +1,64 @@
+"""Settings read from TELEKOL_* environment variables (see CONTRACT section 2)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the processes find each other."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 5000
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1884
+    secret_key: str = field(default="", repr=False)
+    mosquitto_conf: Path = REPO_ROOT / "mosquitto.conf"
+    token_ttl_seconds: int = 3600
+
+    @property
+    def broker_dir(self) -> Path:
+        """Return the folder holding the project broker's generated files."""
+        return self.data_dir / "mosquitto"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from the environment, creating the data dir and secret key."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("TELEKOL_DATA_DIR", "./var")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = env.get("TELEKOL_DATABASE_URL") or f"sqlite:///{data_dir / 'telekol.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        http_host=env.get("TELEKOL_HTTP_HOST", "127.0.0.1"),
+        http_port=int(env.get("TELEKOL_HTTP_PORT", "5000")),
+        mqtt_host=env.get("TELEKOL_MQTT_HOST", "127.0.0.1"),
+        mqtt_port=int(env.get("TELEKOL_MQTT_PORT", "1884")),
+        secret_key=env.get("TELEKOL_SECRET_KEY") or stored_secret(data_dir, "secret_key"),
+        mosquitto_conf=Path(env.get("TELEKOL_MOSQUITTO_CONF", str(REPO_ROOT / "mosquitto.conf"))),
+    )
+
+
+def stored_secret(data_dir: Path, name: str, nbytes: int = 32) -> str:
+    """Return a secret kept in the data dir, generating it (mode 0600) on first use."""
+    path = data_dir / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
