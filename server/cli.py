@@ -1,2 +1,206 @@
-def main():
-    print("hi")
+"""The `telekol` command: every process of the platform and its administration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from telekol.server.config import Settings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a `telekol` sub-command and return its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return int(args.run(args, load_settings()) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telekol", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run broker, gateway, web server and simulator")
+    demo.add_argument("--no-simulate", action="store_true", help="do not start the simulator")
+    demo.add_argument("--patients", type=int, default=6, help="demo patients (at least 6)")
+    demo.set_defaults(run=_demo)
+
+    seed = sub.add_parser("seed", help="load the demo fixture (idempotent)")
+    seed.add_argument("--demo", action="store_true", required=True, help="the demo fixture")
+    seed.add_argument("--json", action="store_true", help="print the fixture as JSON")
+    seed.add_argument("--patients", type=int, default=6)
+    seed.set_defaults(run=_seed)
+
+    bench = sub.add_parser("bench", help="measure MQTT transport against the full pipeline")
+    bench.add_argument("--json", action="store_true", help="print one JSON document")
+    bench.add_argument("--messages", type=int, default=2000)
+    bench.set_defaults(run=_bench)
+
+    sub.add_parser("server", help="run the web server").set_defaults(run=_server)
+    sub.add_parser("gateway", help="run the device gateway").set_defaults(run=_gateway)
+    sub.add_parser("broker", help="run the project's Mosquitto").set_defaults(run=_broker)
+
+    simulate = sub.add_parser("simulate", help="run home hubs for the demo patients")
+    simulate.add_argument("--interval", type=float, default=3.0,
+                          help="seconds between a hub's readings")
+    simulate.add_argument("--patients", type=int, default=None, help="limit to N hubs")
+    simulate.set_defaults(run=_simulate)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
+    db.add_parser("upgrade", help="apply migrations").set_defaults(run=_db_upgrade)
+
+    device = sub.add_parser("device", help="devices").add_subparsers(metavar="ACTION")
+    add = device.add_parser("add", help="provision a device and print its credentials")
+    add.add_argument("--patient", required=True, help="patient id")
+    add.add_argument("--device-id", help="device id (default: generated)")
+    add.add_argument("--kind", default="hub")
+    add.add_argument("--model")
+    add.set_defaults(run=_device_add)
+    return parser
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from telekol.server.db import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.db import session_scope
+    from telekol.server.migrate import upgrade
+    from telekol.server.provisioning import sync_broker
+    from telekol.server.seed import seed_demo
+
+    upgrade(settings.database_url)
+    engine = _engine(settings)
+    with session_scope(engine) as session:
+        fixture = seed_demo(session, max(args.patients, 6))
+    sync_broker(engine, settings)
+    if args.json:
+        json.dump(fixture, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"demo fixture loaded: {len(fixture['patients'])} patients", file=sys.stderr)
+    return 0
+
+
+def _device_add(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.db import session_scope
+    from telekol.server.provisioning import ProvisioningError, provision_device, sync_broker
+
+    engine = _engine(settings)
+    try:
+        with session_scope(engine) as session:
+            creds = provision_device(session, patient_id=args.patient, device_id=args.device_id,
+                                     kind=args.kind, model=args.model)
+    except ProvisioningError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    reloaded = sync_broker(engine, settings)
+    print(json.dumps({"device_id": creds.device_id, "mqtt_username": creds.mqtt_username,
+                      "mqtt_password": creds.mqtt_password, "patient": creds.patient,
+                      "broker_reloaded": reloaded}, indent=2))
+    return 0
+
+
+def _server(_args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.migrate import upgrade
+    from telekol.server.web import create_app
+    from telekol.server.web.extensions import socketio
+
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    _on_stop(lambda: _stop_server(app))
+    socketio.run(app, host=settings.http_host, port=settings.http_port,
+                 allow_unsafe_werkzeug=True, log_output=False, use_reloader=False)
+    return 0
+
+
+def _stop_server(app) -> None:  # type: ignore[no-untyped-def]
+    bridge = app.extensions["telekol"].bridge
+    if bridge is not None:
+        bridge.stop()
+    raise SystemExit(0)
+
+
+def _gateway(_args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.device_gateway.gateway import Gateway
+    from telekol.server.migrate import upgrade
+
+    upgrade(settings.database_url)
+    gateway = Gateway(settings)
+    stop = threading.Event()
+    _on_stop(stop.set)
+    gateway.start()
+    stop.wait()
+    gateway.stop()
+    return 0
+
+
+def _broker(_args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.broker import BrokerProcess
+    from telekol.server.migrate import upgrade
+    from telekol.server.provisioning import sync_broker
+
+    upgrade(settings.database_url)
+    sync_broker(_engine(settings), settings)
+    stop = threading.Event()
+    _on_stop(stop.set)
+    with BrokerProcess(settings) as process:
+        process.start()
+        logging.getLogger("telekol.broker").info("broker listening on %s:%d",
+                                                 settings.mqtt_host, settings.mqtt_port)
+        while not stop.wait(1.0):
+            if not process.running:
+                return 1
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.device_gateway.simulator import run_simulator
+
+    stop = threading.Event()
+    _on_stop(stop.set)
+    return run_simulator(settings, stop, interval=args.interval, limit=args.patients)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.supervisor import run_demo
+
+    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 6))
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.bench import run_bench
+
+    return run_bench(messages=args.messages, as_json=args.json)
+
+
+def _on_stop(callback: Callable[[], None]) -> None:
+    """Call `callback` on SIGTERM or SIGINT (Ctrl-C) for a clean shutdown."""
+    def handler(_signum: int, _frame: object) -> None:
+        callback()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

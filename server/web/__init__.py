@@ -1,0 +1,72 @@
+"""The web server: Flask app factory with the UI, /api, /fhir, /healthz and Socket.IO."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_babel import get_locale
+from telekol.server.accounts import TokenSigner
+from telekol.server.config import Settings, load_settings
+from telekol.server.db import make_engine
+from telekol.server.web.context import AppServices, close_db
+from telekol.server.web.extensions import babel, csrf, login_manager, socketio
+from telekol.server.web.locale import select_locale
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self' ws: wss:; frame-ancestors 'none'",
+}
+
+
+def create_app(settings: Settings | None = None, *, live: bool = True,
+               config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
+    from telekol.clinician_ui import bp as ui_bp
+    from telekol.server.web import api, auth, fhir_api, health
+
+    settings = settings or load_settings()
+    # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
+    app = Flask(__name__, instance_path=str(settings.data_dir / "instance"))
+    app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_HTTPONLY=True,
+                      BABEL_DEFAULT_LOCALE="da", WTF_CSRF_TIME_LIMIT=None,
+                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
+    app.config.update(config or {})
+    services = AppServices(settings, make_engine(settings.database_url),
+                           TokenSigner(settings.secret_key, settings.token_ttl_seconds))
+    app.extensions["telekol"] = services
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(_translations_dir()))
+    app.jinja_env.globals["get_locale"] = get_locale
+    socketio.init_app(app, async_mode="threading")
+    for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)  # bearer-token or same-site-cookie GETs; no state changes yet
+    app.teardown_appcontext(close_db)
+    app.after_request(_secure_headers)
+    if live:
+        from telekol.server.web.live import LiveBridge
+
+        services.bridge = LiveBridge(settings, socketio)
+        services.bridge.start()
+    return app
+
+
+def _translations_dir() -> Any:
+    from telekol.clinician_ui import TRANSLATIONS_DIR
+
+    return TRANSLATIONS_DIR
+
+
+def _secure_headers(response: Response) -> Response:
+    response.headers.update({k: v for k, v in SECURITY_HEADERS.items()
+                             if k not in response.headers})
+    if request.path.startswith(("/api", "/fhir")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

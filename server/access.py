@@ -1,0 +1,43 @@
+"""Who may see which patient: the user's organisation must be on the care team.
+
+Denials look exactly like absence to the caller (the doors answer 404).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select
+from sqlmodel import Session, select
+from telekol.server.models import CareTeamMember, Patient, User
+
+
+def visible_patients(user: User) -> Select:
+    """Return a query for the patients `user` may see."""
+    return _restrict(select(Patient), user)
+
+
+def visible_patient_ids(user: User) -> Select:
+    """Return a query for the ids of the patients `user` may see (for IN subqueries)."""
+    return _restrict(select(Patient.id), user)
+
+
+def _restrict(query: Select, user: User) -> Select:
+    if user.role == "patient":
+        return query.where(Patient.id == (user.patient_id or ""))
+    if user.organization_id is None or user.role == "admin":
+        return query.where(Patient.id == "")  # administrators see no clinical data
+    return query.join(CareTeamMember, CareTeamMember.patient_id == Patient.id).where(
+        CareTeamMember.organization_id == user.organization_id)
+
+
+def visible_patient(session: Session, user: User, patient_id: str) -> Patient | None:
+    """Return the patient if `user` may see them, else None (as if absent)."""
+    return session.exec(visible_patients(user).where(Patient.id == patient_id)).first()
+
+
+def rooms_of(user: User) -> list[str]:
+    """Return the live-update rooms a user's screen joins."""
+    if user.role == "patient" and user.patient_id:
+        return [f"patient:{user.patient_id}"]
+    if user.organization_id and user.role != "admin":
+        return [f"org:{user.organization_id}"]
+    return []

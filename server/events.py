@@ -1,0 +1,77 @@
+"""Events the gateway hands to web servers: small JSON on an internal MQTT topic.
+
+The gateway commits first, then publishes one message per batch on EVENTS_TOPIC;
+every web-server process subscribes and fans the events out over Socket.IO to the
+rooms listed in each event. Alerts are already stored, so a screen that missed an
+event fetches it from /api/alerts?since=.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from telekol.server.models import Alert, Observation, Patient
+
+EVENTS_TOPIC = "telekol/v1/internal/events"
+GATEWAY_HEALTH_TOPIC = "telekol/v1/internal/gateway/health"
+
+
+def rooms_for(patient_id: str, organization_ids: list[str]) -> list[str]:
+    """Return the Socket.IO rooms allowed to see this patient's events."""
+    return [f"org:{org}" for org in sorted(organization_ids)] + [f"patient:{patient_id}"]
+
+
+def instant(moment: Any) -> str | None:
+    """Format an aware datetime as an RFC 3339 UTC instant."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def patient_ref(patient: Patient) -> dict[str, str]:
+    """Return the patient as events and the API show it."""
+    return {"id": patient.id, "display": patient.display}
+
+
+def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
+    """Render an alert as the contract's `alert` event and /api/alerts item."""
+    return {
+        "id": alert.id, "patient": patient_ref(patient), "severity": alert.severity,
+        "status": alert.status, "reason": alert.reason, "observation": alert.observation_id,
+        "rule": alert.rule, "details": alert.details, "created_at": instant(alert.created_at),
+        "updated_at": instant(alert.updated_at),
+    }
+
+
+def observation_payload(observation: Observation, patient: Patient) -> dict[str, Any]:
+    """Render a stored observation as a compact `observation` event."""
+    resource = json.loads(observation.resource)
+    payload: dict[str, Any] = {
+        "id": observation.id, "patient": patient_ref(patient), "code": observation.type_code,
+        "effective": resource.get("effectiveDateTime"), "device": observation.device_id,
+        "msg_id": observation.msg_id, "severity": observation.severity,
+    }
+    if "valueQuantity" in resource:
+        payload["value"] = resource["valueQuantity"]["value"]
+        payload["unit"] = resource["valueQuantity"]["code"]
+    for component in resource.get("component", []):
+        key = "systolic" if component["code"]["coding"][0]["code"] == "8480-6" else "diastolic"
+        payload[key] = component["valueQuantity"]["value"]
+        payload["unit"] = component["valueQuantity"]["code"]
+    return payload
+
+
+def encode(batch: list[dict[str, Any]]) -> bytes:
+    """Encode a batch of events for the internal topic."""
+    return json.dumps({"events": batch}, separators=(",", ":")).encode()
+
+
+def decode(payload: bytes) -> list[dict[str, Any]]:
+    """Decode a batch published by a gateway; malformed input yields nothing."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return []
+    batch = body.get("events") if isinstance(body, dict) else None
+    return [e for e in batch or [] if isinstance(e, dict) and "type" in e and "data" in e]

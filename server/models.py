@@ -1,0 +1,165 @@
+"""Tables: who may see whom (organisations, care teams), devices, readings, alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+from telekol.server.db import UTCDateTime, utcnow
+
+
+def _instant(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Organization(SQLModel, table=True):
+    """A hospital department, a municipal nursing unit or a GP clinic."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)  # hospital | municipality | gp
+    sor_code: str | None = Field(default=None, max_length=20)
+
+
+class User(SQLModel, table=True):
+    """A person who logs in: clinician, administrator or patient."""
+
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(max_length=200)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # nurse | doctor | gp | secretary | admin | patient
+    organization_id: str | None = Field(default=None, foreign_key="organization.id")
+    patient_id: str | None = Field(default=None, foreign_key="patient.id")
+    active: bool = True
+    created_at: datetime = _instant(default_factory=utcnow)
+
+    # The session protocol Flask-Login expects, without importing Flask here.
+    is_authenticated: ClassVar[bool] = True
+    is_anonymous: ClassVar[bool] = False
+
+    @property
+    def is_active(self) -> bool:
+        """Return whether the account may log in."""
+        return self.active
+
+    def get_id(self) -> str:
+        """Return the id stored in the browser session."""
+        return str(self.id)
+
+
+class Patient(SQLModel, table=True):
+    """A citizen monitored at home."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    cpr: str = Field(max_length=10, unique=True, index=True)
+    family: str = Field(max_length=100)
+    given: str = Field(max_length=200)
+    created_at: datetime = _instant(default_factory=utcnow)
+
+    @property
+    def display(self) -> str:
+        """Return the name as shown on screens."""
+        return f"{self.given} {self.family}".strip()
+
+
+class CareTeamMember(SQLModel, table=True):
+    """An organisation on a patient's care team, with its part in the care."""
+
+    patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
+    organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
+    role: str = Field(max_length=20)  # monitoring | treatment | specialist
+
+
+class Device(SQLModel, table=True):
+    """A home device or hub with its own MQTT credentials."""
+
+    id: str = Field(primary_key=True, max_length=64)  # the device_id = MQTT username
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", index=True)
+    kind: str = Field(default="hub", max_length=30)
+    model: str | None = Field(default=None, max_length=128)
+    serial: str | None = Field(default=None, max_length=128)
+    firmware: str | None = Field(default=None, max_length=128)
+    battery: float | None = None
+    mqtt_password_hash: str = Field(max_length=200)
+    last_seen_at: datetime | None = _instant(default=None)
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
+class Threshold(SQLModel, table=True):
+    """A patient's red/yellow limits for one measurement type."""
+
+    __table_args__ = (UniqueConstraint("patient_id", "measurement"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    measurement: str = Field(max_length=20)
+    red_low: float | None = None
+    yellow_low: float | None = None
+    yellow_high: float | None = None
+    red_high: float | None = None
+    set_by: str = Field(max_length=200)
+    set_at: datetime = _instant(default_factory=utcnow)
+    source: str = Field(default="", max_length=500)
+
+
+class InboundMessage(SQLModel, table=True):
+    """The idempotency ledger: one row per stored (device_id, msg_id)."""
+
+    device_id: str = Field(primary_key=True, max_length=64)
+    msg_id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(max_length=64)
+    received_at: datetime = _instant()
+    taken_at: datetime = _instant()
+
+
+class QuarantinedMessage(SQLModel, table=True):
+    """A rejected payload kept with its reasons; nothing is dropped silently."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _instant(index=True)
+    topic: str = Field(max_length=300)
+    device_id: str | None = Field(default=None, max_length=64, index=True)
+    msg_id: str | None = Field(default=None, max_length=128)
+    errors: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # exactly as received
+
+
+class Observation(SQLModel, table=True):
+    """A stored measurement; `resource` is its FHIR JSON, the other columns index it."""
+
+    __table_args__ = (Index("ix_observation_patient_type_effective", "patient_id", "type_code",
+                            "effective"),
+                      Index("ix_observation_patient_effective", "patient_id", "effective"))
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(foreign_key="patient.id", max_length=64)
+    device_id: str = Field(max_length=64)
+    msg_id: str = Field(max_length=64)
+    type_code: str = Field(max_length=20)
+    effective: datetime = _instant()
+    issued: datetime = _instant()
+    value: float | None = None
+    severity: str | None = Field(default=None, max_length=10)
+    version_id: int = 1
+    last_updated: datetime = _instant()
+    resource: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Alert(SQLModel, table=True):
+    """Something a clinician must look at, stored before anyone is told."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    observation_id: str | None = Field(default=None, foreign_key="observation.id")
+    rule: str = Field(max_length=50)
+    severity: str = Field(max_length=10)  # red | yellow | blue
+    status: str = Field(default="open", max_length=20)
+    reason: str = Field(max_length=500)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _instant(index=True)
+    updated_at: datetime = _instant(index=True)

@@ -1,0 +1,121 @@
+"""The demo fixture (CONTRACT section 6): organisations, users, patients, devices, limits.
+
+Idempotent: running it again changes nothing that exists. Demo credentials are fixed
+so the simulator and the README can use them; never load this into production.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlmodel import Session, select
+from telekol.server.accounts import hash_password
+from telekol.server.models import CareTeamMember, Device, Organization, Patient, Threshold, User
+from telekol.server.provisioning import provision_device
+
+DEMO_PASSWORD = "telekol-demo"
+_NS = uuid.UUID("6f1f1d1e-7e1a-4c55-9d0e-7e1e0c0b1a01")
+
+ORGANIZATIONS = [
+    ("hosp-lung", "Lungemedicinsk Afdeling, Hospital Nord", "hospital", "900000000000011"),
+    ("muni-aalby", "Hjemmesygeplejen, Aalby Kommune", "municipality", "900000000000021"),
+    ("muni-boestrup", "Hjemmesygeplejen, Bøstrup Kommune", "municipality", "900000000000022"),
+    ("gp-torvet", "Lægerne ved Torvet", "gp", "900000000000031"),
+    ("gp-skovvej", "Lægehuset Skovvej", "gp", "900000000000032"),
+]
+USERS = [  # username, display name, role, organisation
+    ("doctor.hospital", "Overlæge Hanne Lund", "doctor", "hosp-lung"),
+    ("nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby"),
+    ("nurse.boestrup", "Sygeplejerske Lars Bro", "nurse", "muni-boestrup"),
+    ("gp.torvet", "Praktiserende læge Ole Berg", "gp", "gp-torvet"),
+    ("gp.skovvej", "Praktiserende læge Sofie Dahl", "gp", "gp-skovvej"),
+    ("admin", "Administrator", "admin", None),
+]
+PATIENTS = [  # CPR (MedCom-style test numbers ending 999x), given, family, care team
+    ("0101419995", "Karen Test", "Jensen", ["muni-aalby", "gp-torvet", "hosp-lung"]),
+    ("1503459996", "Poul Test", "Nielsen", ["muni-aalby", "gp-torvet"]),
+    ("2207389997", "Inge Test", "Hansen", ["muni-boestrup", "gp-skovvej"]),
+    ("0911509998", "Jørgen Test", "Pedersen", ["muni-boestrup", "gp-skovvej", "hosp-lung"]),
+    ("3004429991", "Birthe Test", "Andersen", ["muni-aalby", "gp-skovvej"]),
+    ("1812479992", "Erik Test", "Christensen", ["muni-boestrup", "gp-torvet"]),
+]
+TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
+# CONTRACT section 6: for every demo patient SpO2 below 88 % is red and 88-91 % yellow.
+SPO2_LIMITS = {"red_low": 88.0, "yellow_low": 92.0}
+SPO2_SOURCE = ("Demo limits from the TeleKOL contract; cf. SpO2 < 90 % and the 88-92 % target "
+               "for hypercapnic COPD in docs/clinical.md. Set per patient by the GP.")
+
+
+def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
+    """Load the demo fixture (idempotent) and return it as the contract's JSON document."""
+    kinds = {org_id: kind for org_id, _, kind, _ in ORGANIZATIONS}
+    for org_id, name, kind, sor in ORGANIZATIONS:
+        if session.get(Organization, org_id) is None:
+            session.add(Organization(id=org_id, name=name, kind=kind, sor_code=sor))
+    fixture: dict[str, Any] = {"organizations": [
+        {"id": o, "name": n, "kind": k} for o, n, k, _ in ORGANIZATIONS],
+        "users": [], "patients": [], "devices": []}
+    gp_names = {org: name for _, name, role, org in USERS if role == "gp"}
+    for index, (cpr, given, family, team) in enumerate(_patient_rows(patients), start=1):
+        patient = _ensure_patient(session, cpr, given, family)
+        for org_id in team:
+            if session.get(CareTeamMember, (patient.id, org_id)) is None:
+                session.add(CareTeamMember(patient_id=patient.id, organization_id=org_id,
+                                           role=TEAM_ROLE[kinds[org_id]]))
+        gp = next(org for org in team if kinds[org] == "gp")
+        _ensure_spo2_limits(session, patient.id, gp_names[gp])
+        device_id = f"hub-{index:04d}"
+        password = demo_device_password(device_id)
+        if session.get(Device, device_id) is None:
+            provision_device(session, patient_id=patient.id, device_id=device_id,
+                             password=password, kind="hub", model="TeleKOL demo hub")
+        fixture["patients"].append({"id": patient.id, "cpr": cpr, "name": f"{given} {family}",
+                                    "care_team": team})
+        fixture["devices"].append({"device_id": device_id, "mqtt_username": device_id,
+                                   "mqtt_password": password, "patient": patient.id})
+    first = fixture["patients"][0]["id"]
+    user_rows = [*USERS, ("patient.karen", "Karen Test Jensen", "patient", None)]
+    for username, display, role, org in user_rows:
+        patient_id = first if role == "patient" else None
+        if session.exec(select(User).where(User.username == username)).first() is None:
+            session.add(User(username=username, password_hash=hash_password(DEMO_PASSWORD),
+                             display_name=display, role=role, organization_id=org,
+                             patient_id=patient_id))
+        fixture["users"].append({"username": username, "password": DEMO_PASSWORD,
+                                 "organization": org, "role": role, "patient": patient_id})
+    session.flush()
+    return fixture
+
+
+def demo_device_password(device_id: str) -> str:
+    """Return the fixed password of a demo hub (demo data only)."""
+    return f"demo-{device_id}"
+
+
+def _patient_rows(count: int) -> list[tuple[str, str, str, list[str]]]:
+    rows = list(PATIENTS[:count])
+    teams = [p[3] for p in PATIENTS]
+    index = len(rows)
+    while len(rows) < count:
+        index += 1
+        cpr = f"{index % 28 + 1:02d}{index % 12 + 1:02d}{40 + index % 20:02d}9{index % 1000:03d}"
+        rows.append((cpr, f"Demo{index} Test", "Borger", teams[index % len(teams)]))
+    return rows
+
+
+def _ensure_patient(session: Session, cpr: str, given: str, family: str) -> Patient:
+    patient = session.exec(select(Patient).where(Patient.cpr == cpr)).first()
+    if patient is None:
+        patient = Patient(id=str(uuid.uuid5(_NS, cpr)), cpr=cpr, given=given, family=family)
+        session.add(patient)
+        session.flush()
+    return patient
+
+
+def _ensure_spo2_limits(session: Session, patient_id: str, set_by: str) -> None:
+    exists = session.exec(select(Threshold).where(Threshold.patient_id == patient_id,
+                                                  Threshold.measurement == "spo2")).first()
+    if exists is None:
+        session.add(Threshold(patient_id=patient_id, measurement="spo2", set_by=set_by,
+                              source=SPO2_SOURCE, **SPO2_LIMITS))

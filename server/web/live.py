@@ -1,0 +1,128 @@
+"""Live updates: internal MQTT events fanned out over Socket.IO namespace /live."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request
+from flask_login import current_user
+from flask_socketio import ConnectionRefusedError, SocketIO, join_room
+from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
+from paho.mqtt.reasoncodes import ReasonCode
+from telekol.device_gateway.mqtt import make_client
+from telekol.server import events
+from telekol.server.access import rooms_of
+from telekol.server.broker import service_password
+from telekol.server.config import Settings
+from telekol.server.web.auth import user_for_token
+from telekol.server.web.extensions import socketio
+
+log = logging.getLogger("telekol.live")
+NAMESPACE = "/live"
+GATEWAY_STALE_SECONDS = 15.0
+
+
+@socketio.on("connect", namespace=NAMESPACE)
+def on_connect(auth: Any = None) -> None:
+    """Admit a browser session or a bearer token; join the user's rooms; refuse others."""
+    user = current_user if current_user.is_authenticated else None
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if user is None and isinstance(token, str):
+        user = user_for_token(token)
+    if user is None:
+        raise ConnectionRefusedError("authentication required")
+    for room in rooms_of(user):
+        join_room(room)
+    log.info("live client connected (user %s, sid %s)", user.id, request.sid)  # type: ignore[attr-defined]
+
+
+class LiveBridge:
+    """Subscribe to the gateway's internal events and emit them to the allowed rooms."""
+
+    def __init__(self, settings: Settings, sio: SocketIO) -> None:
+        self.settings = settings
+        self.sio = sio
+        self.connected = threading.Event()
+        self.gateway: dict[str, Any] = {}
+        self.gateway_seen = 0.0
+        user = "telekol-server"
+        # A fresh random id per process: several web servers may share the account.
+        self.client = make_client(f"{user}-{secrets.token_hex(8)}", user,
+                                  service_password(settings, user))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself."""
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=20)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect from the broker."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def broker_state(self) -> str:
+        """Return "ok" while connected to the broker."""
+        return "ok" if self.connected.is_set() else "not connected"
+
+    def gateway_state(self) -> str:
+        """Return "ok" while the gateway reports in and its database works."""
+        if not self.gateway:
+            return "no report from the gateway"
+        age = self._report_age()
+        if self.gateway.get("status") != "ok":
+            return f"gateway {self.gateway.get('status', 'unknown')}"
+        if age > GATEWAY_STALE_SECONDS:
+            return f"no report from the gateway for {age:.0f} s"
+        return "ok"
+
+    def _report_age(self) -> float:
+        # The report is retained, so trust its own timestamp over when we received it.
+        try:
+            at = datetime.fromisoformat(str(self.gateway.get("at")).replace("Z", "+00:00"))
+            return (datetime.now(UTC) - at).total_seconds()
+        except ValueError:
+            return time.monotonic() - self.gateway_seen
+
+    def _on_connect(self, client: Client, _u: Any, _f: ConnectFlags, reason: ReasonCode,
+                    _p: Any) -> None:
+        try:
+            if reason.is_failure:
+                log.error("broker refused the web server: %s", reason)
+                return
+            client.subscribe([(events.EVENTS_TOPIC, 1), (events.GATEWAY_HEALTH_TOPIC, 0)])
+            self.connected.set()
+        except Exception:
+            log.exception("on_connect failed")
+
+    def _on_disconnect(self, _c: Client, _u: Any, _f: Any, _r: ReasonCode, _p: Any) -> None:
+        self.connected.clear()
+
+    def _on_message(self, _c: Client, _u: Any, message: MQTTMessage) -> None:
+        try:
+            if message.topic == events.GATEWAY_HEALTH_TOPIC:
+                self._gateway_report(message.payload)
+                return
+            for event in events.decode(message.payload):
+                rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
+                if rooms:
+                    self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
+        except Exception:
+            log.exception("could not deliver a live event")
+
+    def _gateway_report(self, payload: bytes) -> None:
+        try:
+            report = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(report, dict):
+            self.gateway = report
+            self.gateway_seen = time.monotonic()

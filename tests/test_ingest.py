@@ -1,0 +1,182 @@
+"""The ingest service on a real database (SQLite, and PostgreSQL when it answers)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, func, select
+from telekol.device_gateway.payload import parse_measurements
+from telekol.server.db import session_scope
+from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.models import (
+    Alert,
+    Device,
+    InboundMessage,
+    Observation,
+    QuarantinedMessage,
+)
+from telekol.server.provisioning import provision_device
+
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fixture(demo):
+    """Return the demo fixture already in the database."""
+    return demo
+
+
+def delivery(device_id: str, *objects: dict, raw: bytes | None = None) -> ParsedDelivery:
+    """Parse a payload as the gateway would."""
+    payload = raw if raw is not None else json.dumps(
+        objects[0] if len(objects) == 1 else list(objects)).encode()
+    return ParsedDelivery(f"telekol/v1/devices/{device_id}/measurements", device_id, NOW,
+                          parse_measurements(payload, NOW), payload)
+
+
+def reading(msg_id: str, spo2: float, minutes_ago: int = 1) -> dict:
+    """Return one measurement object."""
+    taken = (NOW - timedelta(minutes=minutes_ago)).isoformat()
+    return {"msg_id": msg_id, "taken_at": taken,
+            "readings": [{"code": "spo2", "value": spo2}]}
+
+
+def count(engine, model) -> int:
+    """Count the rows of a table."""
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_a_measurement_becomes_observations_and_an_accepted_status(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device,
+                                                                        reading("m1", 95))])
+    assert result.statuses == [(device, {"msg_id": "m1", "result": "accepted", "errors": []})]
+    assert count(engine, Observation) == 1
+    assert [e["type"] for e in result.events] == ["observation"]
+
+
+@pytest.mark.parametrize(("spo2", "severity", "interpretation"), [
+    (87, "red", "LL"), (88, "yellow", "L"), (91, "yellow", "L"), (92, None, "N"),
+])
+def test_spo2_is_triaged_against_the_patients_own_limits(engine, fixture, spo2, severity,
+                                                         interpretation) -> None:
+    device = fixture["devices"][0]["device_id"]
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device,
+                                                                        reading("m", spo2))])
+    alerts = [e["data"] for e in result.events if e["type"] == "alert"]
+    assert [a["severity"] for a in alerts] == ([severity] if severity else [])
+    with Session(engine) as session:
+        stored = json.loads(session.exec(select(Observation)).one().resource)
+    assert stored["interpretation"][0]["coding"][0]["code"] == interpretation
+    ranges = {r["type"]["coding"][0]["code"]: r for r in stored["referenceRange"]}
+    assert ranges["RAL"]["low"]["value"] == 88 and ranges["GAL"]["low"]["value"] == 92
+
+
+def test_alert_events_go_only_to_the_care_team_and_the_patient(engine, fixture) -> None:
+    device, patient = fixture["devices"][0]["device_id"], fixture["patients"][0]
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device,
+                                                                        reading("m", 80))])
+    alert = next(e for e in result.events if e["type"] == "alert")
+    assert sorted(alert["rooms"]) == sorted(
+        [f"org:{org}" for org in patient["care_team"]] + [f"patient:{patient['id']}"])
+    assert alert["data"]["patient"] == {"id": patient["id"], "display": patient["name"]}
+
+
+def test_a_repeat_is_a_duplicate_even_within_one_batch(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    service = IngestService(engine, clock=lambda: NOW)
+    first = service.ingest([delivery(device, reading("same", 95)),
+                            delivery(device, reading("same", 95))])
+    again = service.ingest([delivery(device, reading("same", 95))])
+    assert [s["result"] for _, s in first.statuses + again.statuses] == [
+        "accepted", "duplicate", "duplicate"]
+    assert count(engine, InboundMessage) == 1
+    assert count(engine, Observation) == 1
+
+
+def test_an_array_keeps_the_valid_objects_and_rejects_the_others(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(
+        device, reading("ok-1", 95), reading("bad", 130), reading("ok-2", 96))])
+    assert [s["result"] for _, s in result.statuses] == ["accepted", "rejected", "accepted"]
+    assert count(engine, Observation) == 2
+    assert count(engine, QuarantinedMessage) == 1
+
+
+def test_garbage_is_quarantined_with_its_raw_payload(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, raw=b"{oops")])
+    with Session(engine) as session:
+        row = session.exec(select(QuarantinedMessage)).one()
+    assert row.payload == b"{oops" and row.errors and row.device_id == device
+
+
+def test_a_device_without_a_patient_is_rejected_with_a_reason(engine, fixture) -> None:
+    with session_scope(engine) as session:
+        provision_device(session, patient_id=None, device_id="spare-1", password="pw")
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery("spare-1",
+                                                                        reading("m", 95))])
+    assert result.statuses[0][1]["result"] == "rejected"
+    assert "not assigned to a patient" in result.statuses[0][1]["errors"][0]
+    assert count(engine, Observation) == 0
+
+
+def test_a_second_gateway_storing_the_same_key_first_yields_a_duplicate(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    ours = delivery(device, reading("race", 95))
+    IngestService(engine, clock=lambda: NOW).ingest([ours])  # the other process wins
+    service = IngestService(engine, clock=lambda: NOW)
+    # Simulate the race: our ledger lookup saw nothing, the insert then conflicts.
+    original = service._ingest_committed
+    calls = []
+
+    def racing(deliveries):
+        calls.append(len(deliveries))
+        if len(calls) == 1:
+            from sqlalchemy.exc import IntegrityError
+
+            raise IntegrityError("insert", {}, Exception("duplicate key"))
+        return original(deliveries)
+
+    service._ingest_committed = racing  # type: ignore[method-assign]
+    result = service.ingest([ours, delivery(device, reading("fresh", 95))])
+    assert [s["result"] for _, s in result.statuses] == ["duplicate", "accepted"]
+
+
+def test_device_metadata_is_kept(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    body = {**reading("meta", 95), "device": {"model": "Nonin 3230", "battery": 64}}
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, body)])
+    with Session(engine) as session:
+        row = session.get(Device, device)
+    assert (row.model, row.battery, row.last_seen_at) == ("Nonin 3230", 64, NOW)
+
+
+def test_alerts_are_stored_with_the_reading_they_explain(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, reading("r", 85))])
+    with Session(engine) as session:
+        alert = session.exec(select(Alert)).one()
+        observation = session.get(Observation, alert.observation_id)
+    assert observation is not None and observation.value == 85
+    assert alert.reason.startswith("SpO2 85 % is below the red limit 88 %")
+
+
+def test_a_nul_byte_payload_is_quarantined_exactly_on_every_backend(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    raw = b'\x00{"msg_id": "\x00"}\xff'
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device, raw=raw)])
+    assert result.statuses[0][1]["result"] == "rejected"
+    with Session(engine) as session:
+        assert session.exec(select(QuarantinedMessage)).one().payload == raw
+
+
+def test_device_text_with_control_characters_is_rejected(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    body = {**reading("ctl", 95), "device": {"model": "evil\u0000model"}}
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device, body)])
+    assert result.statuses[0][1]["result"] == "rejected"
+    assert count(engine, Observation) == 0
