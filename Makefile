@@ -15,7 +15,7 @@ demo: install
 
 test: install browser-packages
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
 
 install: system-packages $(STAMP) $(MO)
@@ -56,7 +56,9 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy
+	@mkdir -p $(VENV)/typecheck/telekol
+	@for d in server device_gateway clinician_ui fhir; do ln -sfn ../../../$$d $(VENV)/typecheck/telekol/$$d; done
+	MYPYPATH=$(VENV)/typecheck $(BIN)/mypy -p telekol
 
 unit: install
 	$(BIN)/pytest -m "not integration and not browser"

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
 from telekol.server.accounts import authenticate
 from telekol.server.models import Organization
-from telekol.server.web.auth import signed_in
+from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
 
@@ -47,8 +47,8 @@ def logout():  # type: ignore[no-untyped-def]
 @login_required
 def dashboard():  # type: ignore[no-untyped-def]
     """Show the user's patients with their latest readings and live alerts."""
-    user = signed_in()
-    organization = db().get(Organization, user.organization_id) if user.organization_id else None  # type: ignore[union-attr]
+    user = the_user()
+    organization = db().get(Organization, user.organization_id) if user.organization_id else None
     return render_template("dashboard.html", user=user, organization=organization)
 
 

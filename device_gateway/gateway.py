@@ -33,6 +33,7 @@ log = logging.getLogger("telekol.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 HEARTBEAT_SECONDS = 5.0
+SUMMARY_SECONDS = 60.0
 
 
 def gateway_client_id(settings: Settings) -> str:
@@ -130,6 +131,7 @@ class Gateway:
 
     def _work(self) -> None:
         last_beat = 0.0
+        last_summary = time.monotonic()
         while not self.stopping.is_set():
             batch = self._next_batch()
             try:
@@ -140,6 +142,10 @@ class Gateway:
             if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                 self._publish_health("ok" if self.db_ok else "degraded")
                 last_beat = time.monotonic()
+            if time.monotonic() - last_summary >= SUMMARY_SECONDS:
+                log.info("stored %(stored)d, duplicate %(duplicate)d, rejected %(rejected)d "
+                         "since start", self.stats)
+                last_summary = time.monotonic()
 
     def _next_batch(self) -> list[Inbound]:
         try:
@@ -168,7 +174,7 @@ class Gateway:
         for inbound in batch:
             if inbound.generation == self.generation:
                 self.client.ack(inbound.mid, inbound.qos)
-        log.info("batch of %d messages: %d statuses in %.1f ms", len(batch),
+        log.debug("batch of %d messages: %d statuses in %.1f ms", len(batch),
                  len(result.statuses), (time.perf_counter() - started) * 1000)
 
     def _store(self, deliveries: list[ParsedDelivery]) -> IngestResult | None:

@@ -5,33 +5,35 @@ Denials look exactly like absence to the caller (the doors answer 404).
 
 from __future__ import annotations
 
-from sqlalchemy import Select
-from sqlmodel import Session, select
+from typing import Any
+
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 from telekol.server.models import CareTeamMember, Patient, User
 
 
-def visible_patients(user: User) -> Select:
+def visible_patients(user: User) -> SelectOfScalar[Patient]:
     """Return a query for the patients `user` may see."""
     return _restrict(select(Patient), user)
 
 
-def visible_patient_ids(user: User) -> Select:
+def visible_patient_ids(user: User) -> SelectOfScalar[str]:
     """Return a query for the ids of the patients `user` may see (for IN subqueries)."""
     return _restrict(select(Patient.id), user)
 
 
-def _restrict(query: Select, user: User) -> Select:
+def _restrict(query: Any, user: User) -> Any:
     if user.role == "patient":
-        return query.where(Patient.id == (user.patient_id or ""))
+        return query.where(col(Patient.id) == (user.patient_id or ""))
     if user.organization_id is None or user.role == "admin":
-        return query.where(Patient.id == "")  # administrators see no clinical data
-    return query.join(CareTeamMember, CareTeamMember.patient_id == Patient.id).where(
-        CareTeamMember.organization_id == user.organization_id)
+        return query.where(col(Patient.id) == "")  # administrators see no clinical data
+    return query.join(CareTeamMember, col(CareTeamMember.patient_id) == col(Patient.id)).where(
+        col(CareTeamMember.organization_id) == user.organization_id)
 
 
 def visible_patient(session: Session, user: User, patient_id: str) -> Patient | None:
     """Return the patient if `user` may see them, else None (as if absent)."""
-    return session.exec(visible_patients(user).where(Patient.id == patient_id)).first()
+    return session.exec(visible_patients(user).where(col(Patient.id) == patient_id)).first()
 
 
 def rooms_of(user: User) -> list[str]:

@@ -24,7 +24,7 @@ import requests
 import socketio
 from paho.mqtt.client import Client
 from telekol.device_gateway.mqtt import make_client
-from telekol.device_gateway.topics import measurements_topic
+from telekol.device_gateway.topics import MEASUREMENTS_SUBSCRIPTION, measurements_topic
 from telekol.server.broker import BrokerProcess, service_password
 from telekol.server.config import load_settings
 from telekol.server.seed import demo_device_password
@@ -86,7 +86,7 @@ def measure_transport(settings: Any, fixture: dict, messages: int) -> Run:
     sub.on_message = on_message
     sub.on_subscribe = lambda *_: subscribed.set()
     _connected(sub, settings.mqtt_host, settings.mqtt_port)
-    sub.subscribe(measurements_topic("+"), qos=1)
+    sub.subscribe(MEASUREMENTS_SUBSCRIPTION, qos=1)
     subscribed.wait(10)
     pub = _connected(make_client(device["device_id"], device["device_id"],
                                  demo_device_password(device["device_id"])),

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "werkzeug", "engineio", "socketio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

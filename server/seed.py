@@ -118,4 +118,5 @@ def _ensure_spo2_limits(session: Session, patient_id: str, set_by: str) -> None:
                                                   Threshold.measurement == "spo2")).first()
     if exists is None:
         session.add(Threshold(patient_id=patient_id, measurement="spo2", set_by=set_by,
-                              source=SPO2_SOURCE, **SPO2_LIMITS))
+                              source=SPO2_SOURCE, red_low=SPO2_LIMITS["red_low"],
+                              yellow_low=SPO2_LIMITS["yellow_low"]))

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from telekol.server import events
 from telekol.server.access import visible_patient_ids, visible_patients
 from telekol.server.models import Alert, Observation, Patient, QuarantinedMessage
-from telekol.server.web.auth import signed_in
+from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -29,7 +29,7 @@ def error(message: str, status: int) -> tuple[Response, int]:
 def alerts():  # type: ignore[no-untyped-def]
     """List alerts the user may see, after `since` (an alert id or an RFC 3339 instant)."""
     query = select(Alert).where(
-        col(Alert.patient_id).in_(visible_patient_ids(signed_in()).scalar_subquery()))
+        col(Alert.patient_id).in_(visible_patient_ids(the_user()).scalar_subquery()))
     since = request.args.get("since", "").strip().replace(" ", "+")
     if since.isdigit():
         query = query.where(col(Alert.id) > int(since))
@@ -49,7 +49,7 @@ def alerts():  # type: ignore[no-untyped-def]
 @login_required
 def patients():  # type: ignore[no-untyped-def]
     """List the user's patients with their latest reading per type and open alerts."""
-    rows = db().exec(visible_patients(signed_in()).order_by(Patient.family)).all()  # type: ignore[arg-type]
+    rows = db().exec(visible_patients(the_user()).order_by(col(Patient.family))).all()
     return jsonify([_patient_summary(p) for p in rows])
 
 
@@ -75,7 +75,7 @@ def _patients(ids: set[str]) -> dict[str, Patient]:
 @login_required
 def quarantine():  # type: ignore[no-untyped-def]
     """List rejected payloads with their reasons (administrators only)."""
-    if signed_in().role != "admin":  # type: ignore[union-attr]
+    if the_user().role != "admin":
         return error("administrators only", 403)
     rows = db().exec(select(QuarantinedMessage).order_by(
         col(QuarantinedMessage.id).desc()).limit(200)).all()

@@ -83,3 +83,11 @@ def find_user(username: str) -> User | None:
 def signed_in() -> User | None:
     """Return the authenticated user of this request, if any."""
     return current_user if current_user.is_authenticated else None  # type: ignore[return-value]
+
+
+def the_user() -> User:
+    """Return the authenticated user of a view that requires login."""
+    user = signed_in()
+    if user is None:
+        raise RuntimeError("the_user() called in a view that does not require login")
+    return user

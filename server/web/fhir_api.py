@@ -16,7 +16,7 @@ from telekol.server import fhir_resources
 from telekol.server.access import visible_patient, visible_patient_ids, visible_patients
 from telekol.server.fhir_search import SearchError, observation_query
 from telekol.server.models import Device, Observation, Patient
-from telekol.server.web.auth import signed_in
+from telekol.server.web.auth import signed_in, the_user
 from telekol.server.web.context import db
 from telekol.server.web.extensions import csrf
 
@@ -100,7 +100,7 @@ def metadata() -> Response:
 @fhir_auth
 def read_patient(patient_id: str) -> Response:
     """Read one patient the caller may see."""
-    patient = visible_patient(db(), signed_in(), patient_id)  # type: ignore[arg-type]
+    patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
     return fhir_response(fhir_resources.patient(db(), patient))
@@ -114,7 +114,7 @@ def search_patients() -> Response:
     unknown = set(params) - {"identifier", "_id", "_count", "_format"}
     if unknown:
         raise SearchError(f"unsupported search parameter(s): {', '.join(sorted(unknown))}")
-    query = visible_patients(signed_in())  # type: ignore[arg-type]
+    query = visible_patients(the_user())
     for raw in params.get("identifier", []):
         query = query.where(col(Patient.cpr).in_(fhir_resources.cpr_values(raw)))
     for raw in params.get("_id", []):
@@ -130,7 +130,7 @@ def read_observation(observation_id: str) -> Response:
     """Read one observation of a patient the caller may see."""
     query = select(Observation).where(
         Observation.id == observation_id,
-        col(Observation.patient_id).in_(visible_patient_ids(signed_in()).scalar_subquery()))
+        col(Observation.patient_id).in_(visible_patient_ids(the_user()).scalar_subquery()))
     row = db().exec(query).first()
     if row is None:
         return not_found("Observation", observation_id)
@@ -142,7 +142,7 @@ def read_observation(observation_id: str) -> Response:
 def search_observations() -> Response:
     """Search observations by patient/subject, code, date with sorting and paging."""
     params = request.args.to_dict(flat=False)
-    query, count, offset = observation_query(signed_in(), params)  # type: ignore[arg-type]
+    query, count, offset = observation_query(the_user(), params)
     total = db().exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
     rows = db().exec(query.offset(offset).limit(count)).all() if count else []
     entries = [json.loads(row.resource) for row in rows]
@@ -153,7 +153,7 @@ def search_observations() -> Response:
 @fhir_auth
 def everything(patient_id: str) -> Response:
     """Return the patient, their devices and all their observations as one Bundle."""
-    patient = visible_patient(db(), signed_in(), patient_id)  # type: ignore[arg-type]
+    patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
     resources = [fhir_resources.patient(db(), patient)]
@@ -171,7 +171,7 @@ def read_device(device_id: str) -> Response:
     """Read a device assigned to a patient the caller may see."""
     device = db().get(Device, device_id)
     if device is None or device.patient_id is None or visible_patient(
-            db(), signed_in(), device.patient_id) is None:  # type: ignore[arg-type]
+            db(), the_user(), device.patient_id) is None:
         return not_found("Device", device_id)
     return fhir_response(fhir_resources.device(device))
 

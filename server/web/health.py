@@ -14,7 +14,7 @@ def healthz():  # type: ignore[no-untyped-def]
     """Report each part's state; 503 naming the failing parts otherwise."""
     parts = {"database": _database(), **_bridge_parts()}
     failing = sorted(name for name, state in parts.items() if state != "ok")
-    body = {"status": "ok" if not failing else "unavailable", **parts}
+    body: dict[str, object] = {"status": "ok" if not failing else "unavailable", **parts}
     if failing:
         body["failing"] = failing
     return jsonify(body), 200 if not failing else 503

@@ -109,9 +109,9 @@ class LiveBridge:
     def _on_message(self, _c: Client, _u: Any, message: MQTTMessage) -> None:
         try:
             if message.topic == events.GATEWAY_HEALTH_TOPIC:
-                self._gateway_report(message.payload)
+                self._gateway_report(bytes(message.payload))
                 return
-            for event in events.decode(message.payload):
+            for event in events.decode(bytes(message.payload)):
                 rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
                 if rooms:
                     self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
