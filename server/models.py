@@ -163,3 +163,22 @@ class Alert(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _instant(index=True)
     updated_at: datetime = _instant(index=True)
+
+
+class StoredResource(SQLModel, table=True):
+    """A FHIR resource kept as JSON (QuestionnaireResponse, Provenance, ...).
+
+    Observations have their own table (the ingest hot path); every other stored
+    resource type lives here, indexed by type, patient and clinical time.
+    """
+
+    __table_args__ = (Index("ix_storedresource_type_patient_effective", "resource_type",
+                            "patient_id", "effective"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(max_length=40)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", max_length=64)
+    effective: datetime | None = _instant(default=None)
+    version_id: int = 1
+    last_updated: datetime = _instant()
+    resource: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: edce403721b5
+Revision ID: df0e1aa91a2b
 Revises: 
-Create Date: 2026-11-25 21:24:08.901049
+Create Date: 2026-11-25 21:29:43.855152
 """
 from collections.abc import Sequence
 
@@ -13,7 +13,7 @@ from alembic import op
 import telekol.server.db
 
 
-revision: str = 'edce403721b5'
+revision: str = 'df0e1aa91a2b'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -123,6 +123,20 @@ def upgrade() -> None:
         batch_op.create_index('ix_observation_patient_effective', ['patient_id', 'effective'], unique=False)
         batch_op.create_index('ix_observation_patient_type_effective', ['patient_id', 'type_code', 'effective'], unique=False)
 
+    op.create_table('storedresource',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('resource_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('effective', telekol.server.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('last_updated', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resource', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('storedresource', schema=None) as batch_op:
+        batch_op.create_index('ix_storedresource_type_patient_effective', ['resource_type', 'patient_id', 'effective'], unique=False)
+
     op.create_table('threshold',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -176,6 +190,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_threshold_patient_id'))
 
     op.drop_table('threshold')
+    with op.batch_alter_table('storedresource', schema=None) as batch_op:
+        batch_op.drop_index('ix_storedresource_type_patient_effective')
+
+    op.drop_table('storedresource')
     with op.batch_alter_table('observation', schema=None) as batch_op:
         batch_op.drop_index('ix_observation_patient_type_effective')
         batch_op.drop_index('ix_observation_patient_effective')
