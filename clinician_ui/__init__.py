@@ -68,3 +68,7 @@ def _safe_next() -> str | None:
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target.rstrip("?") or None
     return None
+
+
+# Imported last: the module adds its routes to `bp`, defined above.
+from telekol.clinician_ui import patient_views  # noqa: E402, F401

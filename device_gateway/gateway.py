@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError
 from telekol.device_gateway.mqtt import make_client, session_properties
 from telekol.device_gateway.payload import Rejection, parse_measurements
-from telekol.device_gateway.topics import MEASUREMENTS_SUBSCRIPTION, parse_topic, status_topic
+from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
+from telekol.device_gateway.topics import (
+    MEASUREMENTS_SUBSCRIPTION,
+    QUESTIONNAIRE_RESPONSES_SUBSCRIPTION,
+    parse_topic,
+    status_topic,
+)
 from telekol.server import events
 from telekol.server.broker import service_password
 from telekol.server.config import Settings, stored_secret
@@ -111,7 +118,8 @@ class Gateway:
                 log.error("broker refused the gateway: %s", reason)
                 return
             self.generation += 1
-            client.subscribe(MEASUREMENTS_SUBSCRIPTION, qos=1)
+            client.subscribe([(MEASUREMENTS_SUBSCRIPTION, 1),
+                              (QUESTIONNAIRE_RESPONSES_SUBSCRIPTION, 1)])
             self.connected.set()
             log.info("connected to broker (session present: %s)", flags.session_present)
         except Exception:
@@ -188,6 +196,7 @@ class Gateway:
             except (OperationalError, InterfaceError):
                 # The database is down or locked: keep the batch (un-acked) and retry.
                 self.db_ok = False
+                self._publish_health("degraded")
                 log.exception("database unavailable; retrying in %.1f s", delay)
             except Exception:
                 log.exception("batch failed; storing its messages one by one")
@@ -230,17 +239,23 @@ class Gateway:
 
 
 _STAT = {"accepted": "stored", "duplicate": "duplicate", "rejected": "rejected"}
+# The parser of each topic kind a device may publish; "status" is ours, never theirs.
+_PARSERS: dict[str, Callable[[bytes, datetime], list[Any]]] = {
+    "measurements": parse_measurements,
+    "questionnaire-responses": parse_questionnaire_responses,
+}
 
 
 def _parse(inbound: Inbound) -> ParsedDelivery:
     topic = parse_topic(inbound.topic)
     device_id = topic.device_id if topic else ""
-    if topic is None or topic.kind != "measurements":
+    parser = _PARSERS.get(topic.kind) if topic else None
+    if parser is None:
         items: list[Any] = [Rejection(None, (f"topic {inbound.topic!r} is not accepted",),
                                       inbound.payload.decode("utf-8", "replace"))]
     else:
         try:
-            items = parse_measurements(inbound.payload, inbound.received_at)
+            items = parser(inbound.payload, inbound.received_at)
         except Exception as error:  # the parser must not raise; never lose the message if it does
             log.exception("parser failed")
             items = [Rejection(None, (f"internal parser error ({type(error).__name__})",),

@@ -2,27 +2,31 @@
 
 Pure: no I/O, and it never raises for any payload. Every object yields either a
 `Measurement` or a `Rejection` listing every problem found, each an English sentence
-naming the field. Readings and timestamps are checked by `readings` and `timestamps`.
+naming the field. The shared envelope (size, JSON, msg_id, taken_at) is checked by
+`envelope`; readings by `readings`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from telekol.device_gateway.envelope import (
+    MAX_OBJECTS,
+    MAX_PAYLOAD_BYTES,
+    MSG_ID_RE,
+    Rejection,
+    check_envelope,
+    echo,
+    is_text,
+    parse_payload,
+)
 from telekol.device_gateway.readings import Reading, finite_number, parse_readings
-from telekol.device_gateway.timestamps import fhir_datetime_text, parse_taken_at
 
-__all__ = ["DeviceInfo", "Measurement", "Reading", "Rejection", "parse_measurements"]
+__all__ = ["MAX_OBJECTS", "MAX_PAYLOAD_BYTES", "MSG_ID_RE", "DeviceInfo", "Measurement",
+           "Reading", "Rejection", "parse_measurements"]
 
-MAX_PAYLOAD_BYTES = 262_144
-MAX_OBJECTS = 500
-# \A and \Z, not ^ and $: "$" would also match before a trailing newline.
-MSG_ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,64}\Z")
 _DEVICE_TEXT_FIELDS = ("model", "firmware", "serial")
 
 
@@ -48,107 +52,22 @@ class Measurement:
     raw: str
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """A payload or object that was not accepted, with every reason."""
-
-    msg_id: str | None
-    errors: tuple[str, ...]
-    raw: str
-
-
-class _NonFiniteToken(ValueError):
-    pass
-
-
 def parse_measurements(raw: bytes, received_at: datetime) -> list[Measurement | Rejection]:
     """Parse a payload into one Measurement or Rejection per object, never raising."""
-    data = bytes(raw)
-    document, error = _load(data)
-    if error is None and isinstance(document, list):
-        error = _check_array(document)
-    elif error is None and not isinstance(document, dict):
-        error = "payload must be a JSON object or an array of objects"
-    if error is not None:
-        return [Rejection(None, (error,), data[:MAX_PAYLOAD_BYTES].decode("utf-8", "replace"))]
-    if received_at.tzinfo is None:
-        received_at = received_at.replace(tzinfo=UTC)
-    items = document if isinstance(document, list) else [document]
-    return [_parse_item(item, received_at) for item in items]
-
-
-def _load(data: bytes) -> tuple[Any, str | None]:
-    if len(data) > MAX_PAYLOAD_BYTES:
-        return None, f"payload is {len(data)} bytes; at most {MAX_PAYLOAD_BYTES} are accepted"
-    try:
-        text = data.decode("utf-8-sig")  # RFC 8259 lets a parser ignore a byte order mark
-    except UnicodeDecodeError:
-        return None, "payload is not valid UTF-8"
-    try:
-        return json.loads(text, parse_constant=_reject_constant), None
-    except _NonFiniteToken:
-        return None, "payload contains NaN or Infinity, which are not valid JSON"
-    except RecursionError:
-        return None, "payload is nested too deeply"
-    except ValueError as exc:  # also integers with more than 4300 digits
-        return None, f"payload is not valid JSON: {exc}"
-
-
-def _reject_constant(token: str) -> Any:
-    raise _NonFiniteToken(token)
-
-
-def _check_array(items: list[Any]) -> str | None:
-    if not items:
-        return "payload is an empty array; send at least one measurement object"
-    if len(items) > MAX_OBJECTS:
-        return f"payload has {len(items)} objects; at most {MAX_OBJECTS} are accepted"
-    return None
-
-
-def _parse_item(item: Any, received_at: datetime) -> Measurement | Rejection:
-    raw = _dump(item)
-    if not isinstance(item, dict):
-        return Rejection(None, ("each array item must be a JSON object",), raw)
-    try:
-        return _parse_object(item, received_at, raw)
-    except Exception:  # last resort: a bug here must not take the gateway down
-        return Rejection(_echo(item.get("msg_id")), ("internal error validating this object",), raw)
+    return parse_payload(raw, received_at, _parse_object, "measurement object")
 
 
 def _parse_object(obj: dict[str, Any], received_at: datetime, raw: str) -> Measurement | Rejection:
     errors: list[str] = []
-    _check_msg_id(obj, errors)
-    taken_at = None
-    if "taken_at" not in obj:
-        errors.append("taken_at is required")
-    else:
-        taken_at = parse_taken_at(obj["taken_at"], received_at, errors)
+    envelope = check_envelope(obj, received_at, errors)
     if "readings" not in obj:
         errors.append("readings is required")
     readings = parse_readings(obj.get("readings"), errors) if "readings" in obj else ()
     device = _parse_device(obj.get("device"), errors)
-    if errors or taken_at is None:
-        return Rejection(_echo(obj.get("msg_id")), tuple(errors), raw)
-    taken_at_text = fhir_datetime_text(obj["taken_at"], taken_at)
-    return Measurement(obj["msg_id"], taken_at, taken_at_text, readings, device, raw)
-
-
-def _check_msg_id(obj: dict[str, Any], errors: list[str]) -> None:
-    msg_id = obj.get("msg_id")
-    if "msg_id" not in obj:
-        errors.append("msg_id is required")
-    elif not isinstance(msg_id, str):
-        errors.append("msg_id must be a string")
-    elif not MSG_ID_RE.match(msg_id):
-        errors.append("msg_id must be 1 to 64 characters from A-Z, a-z, 0-9 and . _ : -")
-
-
-def _echo(msg_id: Any) -> str | None:
-    """Return the msg_id to echo in a status: a short string that can be stored as UTF-8."""
-    if isinstance(msg_id, str) and len(msg_id) <= 128 and _is_text(msg_id):
-        return msg_id
-    return None
+    if errors or envelope is None:
+        return Rejection(echo(obj.get("msg_id")), tuple(errors), raw)
+    return Measurement(envelope.msg_id, envelope.taken_at, envelope.taken_at_text, readings,
+                       device, raw)
 
 
 def _parse_device(device: Any, errors: list[str]) -> DeviceInfo | None:
@@ -161,7 +80,7 @@ def _parse_device(device: Any, errors: list[str]) -> DeviceInfo | None:
         value = device.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= 128):
             errors.append(f"device.{key} must be a string of at most 128 characters")
-        elif value is not None and not _is_text(value):
+        elif value is not None and not is_text(value):
             errors.append(f"device.{key} must be printable Unicode text")
     battery = device.get("battery")
     if battery is not None:
@@ -169,34 +88,3 @@ def _parse_device(device: Any, errors: list[str]) -> DeviceInfo | None:
         if battery is None or not 0 <= battery <= 100:
             errors.append("device.battery must be a number from 0 to 100")
     return DeviceInfo(device.get("model"), device.get("firmware"), battery, device.get("serial"))
-
-
-def _is_text(value: str) -> bool:
-    # Control characters (NUL above all) cannot be stored in PostgreSQL text and
-    # have no place in a model name or an id.
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from escapes such as "\ud800"
-        return False
-    return True
-
-
-def _dump(item: Any) -> str:
-    try:
-        return json.dumps(item, separators=(",", ":"), allow_nan=False)
-    except ValueError:  # a number such as 1e400 overflowed to inf: keep raw valid JSON
-        return json.dumps(_finite_copy(item), separators=(",", ":"))
-    except RecursionError:
-        return '"(nested too deeply to show)"'
-
-
-def _finite_copy(item: Any) -> Any:
-    if isinstance(item, float) and not math.isfinite(item):
-        return str(item)
-    if isinstance(item, list):
-        return [_finite_copy(x) for x in item]
-    if isinstance(item, dict):
-        return {k: _finite_copy(v) for k, v in item.items()}
-    return item

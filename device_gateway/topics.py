@@ -12,6 +12,7 @@ TOPIC_RE = re.compile(
     r"/(?P<kind>measurements|questionnaire-responses|status)\Z"
 )
 MEASUREMENTS_SUBSCRIPTION = "telekol/v1/devices/+/measurements"
+QUESTIONNAIRE_RESPONSES_SUBSCRIPTION = "telekol/v1/devices/+/questionnaire-responses"
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,8 @@ def status_topic(device_id: str) -> str:
 def measurements_topic(device_id: str) -> str:
     """Return the topic a device publishes its measurements to."""
     return _topic(device_id, "measurements")
+
+
+def questionnaire_responses_topic(device_id: str) -> str:
+    """Return the topic a device publishes questionnaire responses to."""
+    return _topic(device_id, "questionnaire-responses")

@@ -37,15 +37,20 @@ _INTEGER_UNITS = frozenset({"%", "/min", "mm[Hg]"})
 
 
 class _Reading(Protocol):
-    code: str
-    value: float
-    unit: str
+    # Read-only members, so frozen dataclasses satisfy the protocol.
+    @property
+    def code(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def unit(self) -> str: ...
 
 
 class _Measurement(Protocol):
-    msg_id: str
-    taken_at_text: str
-
+    @property
+    def msg_id(self) -> str: ...
+    @property
+    def taken_at_text(self) -> str: ...
     @property
     def readings(self) -> tuple[_Reading, ...]: ...
 

@@ -48,6 +48,8 @@ topic write telekol/v1/internal/#
 
 user telekol-server
 topic read telekol/v1/internal/#
+# Alert state changes made in one web server reach every web server's screens.
+topic write telekol/v1/internal/events
 
 user telekol-bench
 topic readwrite telekol/v1/bench/#

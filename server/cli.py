@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--messages", type=int, default=2000)
     bench.set_defaults(run=_bench)
 
+    fhir_bench = sub.add_parser("bench-fhir", help="measure FHIR search on a large synthetic load")
+    fhir_bench.add_argument("--observations", type=int, default=1_000_000)
+    fhir_bench.add_argument("--patients", type=int, default=1000)
+    fhir_bench.add_argument("--database", help="sqlite (default: a temp file), postgresql (a new "
+                            "database on the local server) or a PostgreSQL server URL")
+    fhir_bench.add_argument("--json", action="store_true", help="print one JSON document")
+    fhir_bench.set_defaults(run=_bench_fhir)
+
     sub.add_parser("server", help="run the web server").set_defaults(run=_server)
     sub.add_parser("gateway", help="run the device gateway").set_defaults(run=_gateway)
     sub.add_parser("broker", help="run the project's Mosquitto").set_defaults(run=_broker)
@@ -193,6 +201,13 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.bench import run_bench
 
     return run_bench(messages=args.messages, as_json=args.json)
+
+
+def _bench_fhir(args: argparse.Namespace, _settings: Settings) -> int:
+    from telekol.server.fhir_bench import run_fhir_bench
+
+    return run_fhir_bench(observations=args.observations, patients=args.patients,
+                          database=args.database, as_json=args.json)
 
 
 def _on_stop(callback: Callable[[], None]) -> None:

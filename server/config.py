@@ -38,7 +38,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build settings from the environment, creating the data dir and secret key."""
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("TELEKOL_DATA_DIR", "./var")).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # health data and secrets
     database_url = env.get("TELEKOL_DATABASE_URL") or f"sqlite:///{data_dir / 'telekol.db'}"
     return Settings(
         data_dir=data_dir,

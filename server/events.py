@@ -41,6 +41,8 @@ def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
         "status": alert.status, "reason": alert.reason, "observation": alert.observation_id,
         "rule": alert.rule, "details": alert.details, "created_at": instant(alert.created_at),
         "updated_at": instant(alert.updated_at),
+        "acknowledged_at": instant(alert.acknowledged_at), "acknowledged_by": None,
+        "resolved_at": instant(alert.resolved_at), "resolved_by": None, "note": alert.note,
     }
 
 
@@ -52,6 +54,8 @@ def observation_payload(observation: Observation, patient: Patient) -> dict[str,
         "effective": resource.get("effectiveDateTime"), "device": observation.device_id,
         "msg_id": observation.msg_id, "severity": observation.severity,
     }
+    if "valueInteger" in resource:  # a questionnaire score
+        payload["value"] = resource["valueInteger"]
     if "valueQuantity" in resource:
         payload["value"] = resource["valueQuantity"]["value"]
         payload["unit"] = resource["valueQuantity"]["code"]

@@ -1,31 +1,71 @@
-"""Stored rows rendered as FHIR resources, and the CapabilityStatement."""
+"""Stored rows rendered as FHIR resources (with meta), and the CapabilityStatement."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, select
 from telekol.fhir.cpr import CPR_SYSTEM
 from telekol.fhir.device import device_resource
+from telekol.fhir.organization import organization_resource
 from telekol.fhir.patient import patient_resource
+from telekol.fhir.practitioner import practitioner_resource, practitioner_role_resource
 from telekol.fhir.validation import validate_resource
-from telekol.server.models import CareTeamMember, Device, Patient
+from telekol.server.models import CareTeamMember, Device, Organization, Patient, User
 
 FHIR_VERSION = "4.0.1"
+
+
+def with_meta(resource: dict[str, Any], last_updated: datetime | None) -> dict[str, Any]:
+    """Add meta: versionId is a hash of the content, so it changes whenever the resource does."""
+    digest = hashlib.sha256(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
+    meta: dict[str, Any] = {"versionId": digest}
+    if last_updated is not None:
+        meta["lastUpdated"] = instant(last_updated)
+    return {**resource, "meta": meta}
+
+
+def instant(moment: datetime) -> str:
+    """Render an aware datetime as a FHIR instant in UTC."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def patient(session: Session, row: Patient) -> dict[str, Any]:
     """Return the Patient resource of a stored patient."""
     monitoring = session.exec(select(CareTeamMember.organization_id).where(
         CareTeamMember.patient_id == row.id, CareTeamMember.role == "monitoring")).first()
-    return patient_resource(patient_id=row.id, cpr=row.cpr, family=row.family,
-                            given=row.given.split(), managing_org_id=monitoring)
+    return with_meta(patient_resource(patient_id=row.id, cpr=row.cpr, family=row.family,
+                                      given=row.given.split(), managing_org_id=monitoring),
+                     row.created_at)
 
 
 def device(row: Device) -> dict[str, Any]:
     """Return the Device resource of a stored device."""
-    return device_resource(device_id=row.id, patient_id=row.patient_id, model=row.model,
-                           serial=row.serial, kind=row.kind)
+    return with_meta(device_resource(device_id=row.id, patient_id=row.patient_id,
+                                     model=row.model, serial=row.serial, kind=row.kind),
+                     row.last_seen_at or row.created_at)
+
+
+def organization(row: Organization) -> dict[str, Any]:
+    """Return the Organization resource of an organisation (no timestamp is stored for it)."""
+    return with_meta(organization_resource(org_id=row.id, name=row.name, kind=row.kind,
+                                           sor_code=row.sor_code), None)
+
+
+def practitioner(row: User) -> dict[str, Any]:
+    """Return the Practitioner resource of a clinician account."""
+    return with_meta(practitioner_resource(practitioner_id=str(row.id), name=row.display_name,
+                                           active=row.active), row.created_at)
+
+
+def practitioner_role(row: User) -> dict[str, Any]:
+    """Return the PractitionerRole linking a clinician account to its organisation."""
+    return with_meta(practitioner_role_resource(
+        role_id=str(row.id), practitioner_id=str(row.id), organization_id=row.organization_id or "",
+        role=row.role, active=row.active), row.created_at)
 
 
 def cpr_values(raw: str) -> list[str]:
@@ -39,29 +79,62 @@ def cpr_values(raw: str) -> list[str]:
     return values
 
 
+def _param(name: str, kind: str, documentation: str | None = None) -> dict[str, str]:
+    entry = {"name": name, "type": kind}
+    if documentation:
+        entry["documentation"] = documentation
+    return entry
+
+
+def _resource(kind: str, interactions: list[str], params: list[dict[str, str]],
+              **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "interaction": [{"code": code} for code in interactions],
+            **({"searchParam": params} if params else {}), **extra}
+
+
+_ID = _param("_id", "token")
+_PATIENT_EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
+
 def capability_statement(base_url: str) -> dict[str, Any]:
     """Describe exactly the interactions and search parameters implemented."""
-    def param(name: str, kind: str) -> dict[str, str]:
-        return {"name": name, "type": kind}
-
+    read_search = ["read", "search-type"]
     resources = [
-        {"type": "Patient", "interaction": [{"code": "read"}, {"code": "search-type"}],
-         "searchParam": [param("identifier", "token"), param("_id", "token")],
-         "operation": [{"name": "everything",
-                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]},
-        {"type": "Observation", "interaction": [{"code": "read"}, {"code": "search-type"}],
-         "searchParam": [param("patient", "reference"), param("subject", "reference"),
-                         param("code", "token"), param("date", "date"), param("_id", "token")]},
-        {"type": "Device", "interaction": [{"code": "read"}]},
+        _resource("Patient", read_search, [_param("identifier", "token"), _ID],
+                  operation=[{"name": "everything", "definition": _PATIENT_EVERYTHING}]),
+        _resource("Observation", ["read", "search-type", "create"], [
+            _param("patient", "reference"), _param("subject", "reference"),
+            _param("code", "token"), _param("date", "date"), _param("identifier", "token"),
+            _param("status", "token"), _param("_lastUpdated", "date"), _ID],
+            conditionalCreate=True,
+            searchInclude=["Observation:patient", "Observation:subject", "Observation:device"],
+            documentation="create: a reading a patient reported by telephone, entered by a "
+                          "clinician with a bearer token; _sort: date, _lastUpdated or _id, "
+                          "each optionally descending (default -date)"),
+        _resource("Device", ["read"], []),
+        _resource("Organization", read_search, [
+            _param("identifier", "token"), _param("name", "string"), _ID]),
+        _resource("Practitioner", read_search, [
+            _param("organization", "reference", "Organization of the practitioner's role"), _ID]),
+        _resource("PractitionerRole", read_search, [
+            _param("organization", "reference"), _param("practitioner", "reference"), _ID],
+            searchInclude=["PractitionerRole:practitioner", "PractitionerRole:organization"]),
+        _resource("Provenance", read_search, [
+            _param("target", "reference"), _param("patient", "reference"), _ID]),
     ]
+    paging = [_param("_count", "number", "page size, 0 for the total only"),
+              _param("_summary", "token", "count: the total only"),
+              _param("_cursor", "string", "opaque paging token from the next/previous links")]
     statement = {
         "resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-25",
-        "kind": "instance", "fhirVersion": FHIR_VERSION, "format": ["application/fhir+json"],
+        "kind": "instance", "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
         "software": {"name": "TeleKOL", "version": "0.1.0"},
         "implementation": {"description": "TeleKOL COPD telemonitoring", "url": base_url},
-        "rest": [{"mode": "server", "resource": resources,
+        "rest": [{"mode": "server", "resource": resources, "searchParam": paging,
                   "security": {"description": "Bearer token from POST /api/auth/token "
-                               "(Authorization: Bearer ...), or a browser session; "
-                               "a patient the caller may not see answers 404"}}],
+                               "(Authorization: Bearer ...), or a browser session for reads; "
+                               "writes need a bearer token; a patient the caller may not see "
+                               "answers 404"}}],
     }
     return validate_resource(statement)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, not_
+from sqlalchemy import and_, false, not_, or_
 from sqlmodel import col, select
-from telekol.fhir.codes import MEASUREMENT_TYPES, type_for_coding
+from telekol.fhir.codes import MEASUREMENT_TYPES, OBSERVATION_KEY_SYSTEM, type_for_coding
+from telekol.fhir.questionnaire import QUESTIONNAIRES, SCORES_SYSTEM
 from telekol.server.access import visible_patient_ids
+from telekol.server.fhir_paging import SortKey
 from telekol.server.models import Observation, User
 
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
@@ -78,9 +81,9 @@ def _add(start: datetime, step: str) -> datetime:
     return start + sizes[step]
 
 
-def date_clause(bound: DateBound) -> Any:
-    """Return the SQL condition on Observation.effective for one date value."""
-    column = col(Observation.effective)
+def date_clause(bound: DateBound, column: Any = None) -> Any:
+    """Return the SQL condition on an instant column (default Observation.effective)."""
+    column = col(Observation.effective) if column is None else column
     return {
         "eq": and_(column >= bound.low, column < bound.high),
         "ne": not_(and_(column >= bound.low, column < bound.high)),
@@ -102,36 +105,70 @@ def code_types(raw: str) -> set[str]:
                  [k for k in MEASUREMENT_TYPES.values()
                   if any(c[1] == code for c in k.codings)])
         found.update(k.code for k in kinds if k is not None)
+        found.update(q.type_code for q in QUESTIONNAIRES.values()
+                     if q.score_code == code and system in ("", SCORES_SYSTEM))
     return found
 
 
-def patient_reference(raw: str) -> str:
-    """Return the patient id from `123`, `Patient/123` or a full URL ending in it."""
+def reference_id(raw: str, kind: str) -> str:
+    """Return the id from `123`, `Kind/123` or a full URL ending in it."""
     value = raw.strip()
     if "/" in value:
-        kind, _, ident = value.rstrip("/").rpartition("/")
-        if not kind.endswith("Patient"):
-            raise SearchError(f"{raw!r} does not reference a Patient")
+        named, _, ident = value.rstrip("/").rpartition("/")
+        if not named.endswith(kind):
+            raise SearchError(f"{raw!r} does not reference a {kind}")
         value = ident
     if not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", value):
-        raise SearchError(f"{raw!r} is not a valid Patient id")
+        raise SearchError(f"{raw!r} is not a valid {kind} id")
     return value
 
 
-OBSERVATION_PARAMS = {"patient", "subject", "code", "date", "_sort", "_count", "_offset",
-                      "_id", "_format", "_summary"}
+def tokens(raw: str) -> list[tuple[str | None, str]]:
+    """Split a token search value into (system or None, code) pairs (comma = OR)."""
+    pairs: list[tuple[str | None, str]] = []
+    for token in raw.split(","):
+        system, bar, code = token.rpartition("|")
+        pairs.append((system if bar else None, code))
+    return pairs
 
 
-def observation_query(user: User, params: dict[str, list[str]]) -> tuple[Any, int, int]:
-    """Return (query, count, offset) for an Observation search by `user`."""
-    unknown = set(params) - OBSERVATION_PARAMS
-    if unknown:
-        raise SearchError(f"unsupported search parameter(s): {', '.join(sorted(unknown))}")
+def client_identifier_key(system: str, value: str) -> str:
+    """Return the msg_id that stands for a client's own identifier of a manual reading."""
+    return "id-" + hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:40]
+
+
+def identifier_clause(raw: str) -> Any:
+    """Match the observation key (`{device}-{msg_id}-{type}`) or a manual entry's identifier."""
+    key = col(Observation.device_id) + "-" + col(Observation.msg_id) + "-" + col(
+        Observation.type_code)
+    options = []
+    for system, value in tokens(raw):
+        if system in (None, "", OBSERVATION_KEY_SYSTEM):
+            options.append(key == value)
+        else:
+            options.append(and_(col(Observation.device_id) == MANUAL_DEVICE,
+                                col(Observation.msg_id) == client_identifier_key(system, value)))
+    return or_(*options)
+
+
+OBSERVATION_PARAMS = {"patient", "subject", "code", "date", "identifier", "status",
+                      "_lastUpdated", "_id", "_sort", "_count", "_cursor", "_summary",
+                      "_include", "_format"}
+OBSERVATION_INCLUDES = {"Observation:patient", "Observation:subject", "Observation:device"}
+# Every stored Observation is final (devices and clinicians send finished readings).
+STORED_STATUS = "final"
+MANUAL_DEVICE = "manual"
+
+
+def observation_filter(user: User, params: dict[str, list[str]]) -> Any:
+    """Return the Observations `user` may see that match every search parameter."""
+    check_params(params, OBSERVATION_PARAMS)
+    includes(params, OBSERVATION_INCLUDES)
     query = select(Observation).where(
         col(Observation.patient_id).in_(visible_patient_ids(user).scalar_subquery()))
     for name in ("patient", "subject"):
         for raw in params.get(name, []):
-            ids = [patient_reference(part) for part in raw.split(",")]
+            ids = [reference_id(part, "Patient") for part in raw.split(",")]
             query = query.where(col(Observation.patient_id).in_(ids))
     for raw in params.get("_id", []):
         query = query.where(col(Observation.id).in_(raw.split(",")))
@@ -139,33 +176,56 @@ def observation_query(user: User, params: dict[str, list[str]]) -> tuple[Any, in
         query = query.where(col(Observation.type_code).in_(code_types(raw)))
     for raw in params.get("date", []):
         query = query.where(date_clause(parse_date(raw)))
-    query = query.order_by(*_sort(params.get("_sort", ["-date"])[-1]))
-    return query, _count(params), _offset(params)
+    for raw in params.get("_lastUpdated", []):
+        query = query.where(date_clause(parse_date(raw), col(Observation.last_updated)))
+    for raw in params.get("identifier", []):
+        query = query.where(identifier_clause(raw))
+    for raw in params.get("status", []):
+        if STORED_STATUS not in {code for _, code in tokens(raw)}:
+            query = query.where(false())
+    return query
 
 
-def _sort(raw: str) -> list[Any]:
-    keys = []
-    for key in raw.split(","):
-        descending = key.startswith("-")
-        name = key.lstrip("-")
-        if name not in ("date", "_lastUpdated", "_id"):
-            raise SearchError(f"cannot sort by {name!r}; use date, -date, _lastUpdated or _id")
-        column = {"date": Observation.effective, "_lastUpdated": Observation.last_updated,
-                  "_id": Observation.id}[name]
-        keys.append(col(column).desc() if descending else col(column).asc())
-    last = col(Observation.id)
-    return [*keys, last.desc() if raw.startswith("-") else last.asc()]
+def observation_sort(params: dict[str, list[str]]) -> SortKey:
+    """Return the keyset order `_sort` names: date (default -date), _lastUpdated or _id."""
+    raw = params.get("_sort", ["-date"])[-1]
+    name = raw.removeprefix("-")
+    columns = {"date": Observation.effective, "_lastUpdated": Observation.last_updated,
+               "_id": Observation.id}
+    if name not in columns:
+        raise SearchError(f"cannot sort by {raw!r}; use one of date, _lastUpdated, _id, each "
+                          "optionally with a leading -")
+    return SortKey(col(columns[name]), col(Observation.id), raw.startswith("-"), name != "_id")
 
 
-def _count(params: dict[str, list[str]]) -> int:
+def check_params(params: dict[str, list[str]], allowed: set[str]) -> None:
+    """Refuse a search with a parameter this server does not implement (strict handling)."""
+    unknown = set(params) - allowed
+    if unknown:
+        raise SearchError(f"unsupported search parameter(s): {', '.join(sorted(unknown))}")
+
+
+def includes(params: dict[str, list[str]], allowed: set[str]) -> list[str]:
+    """Return the `_include` values of a search, refusing ones not implemented."""
+    wanted = params.get("_include", [])
+    for value in wanted:
+        if value not in allowed:
+            supported = ", ".join(sorted(allowed)) or "none"
+            raise SearchError(f"_include={value} is not supported here; supported: {supported}")
+    return wanted
+
+
+def summary_count(params: dict[str, list[str]]) -> bool:
+    """Return whether `_summary=count` asks for the total only."""
+    values = set(params.get("_summary", []))
+    if values - {"count", "false"}:
+        raise SearchError("_summary supports count and false only")
+    return "count" in values
+
+
+def count_param(params: dict[str, list[str]]) -> int:
+    """Return the page size `_count` asks for (0 = total only), capped at MAX_COUNT."""
     raw = params.get("_count", [str(DEFAULT_COUNT)])[-1]
     if not raw.isdigit():
         raise SearchError(f"_count must be a non-negative integer, not {raw!r}")
     return min(int(raw), MAX_COUNT)
-
-
-def _offset(params: dict[str, list[str]]) -> int:
-    raw = params.get("_offset", ["0"])[-1]
-    if not raw.isdigit():
-        raise SearchError(f"_offset must be a non-negative integer, not {raw!r}")
-    return int(raw)

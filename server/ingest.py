@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from telekol.fhir.codes import MEASUREMENT_TYPES
+from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
+from telekol.fhir.codes import MEASUREMENT_TYPES, READING_CODES, type_for_reading
 from telekol.fhir.observation import Triage, observations_for, profiles_for
 from telekol.fhir.reference_range import reference_ranges
 from telekol.fhir.validation import validate_resource
@@ -32,7 +33,14 @@ from telekol.server.models import (
     QuarantinedMessage,
     Threshold,
 )
-from telekol.server.triage import ThresholdSet, classify, threshold_alert
+from telekol.server.questionnaires import record_response
+from telekol.server.triage import (
+    SEVERITY_ORDER,
+    AlertRequest,
+    ThresholdSet,
+    classify,
+    threshold_alert,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class ParsedDelivery:
     topic: str
     device_id: str
     received_at: datetime
-    items: Sequence[Any]  # Measurement | Rejection (device_gateway.payload)
+    items: Sequence[Any]  # Measurement | QuestionnaireAnswers | Rejection (device_gateway)
     raw: bytes = b""
 
 
@@ -167,6 +175,8 @@ class _Batch:
                          [f"device {delivery.device_id} is not assigned to a patient"], raw)
         elif (device.id, item.msg_id) in self.seen:
             self.result.statuses.append((device.id, status(item.msg_id, "duplicate")))
+        elif isinstance(item, QuestionnaireAnswers):
+            self._store_answers(delivery, device, item)
         else:
             self._store(delivery, device, item)
 
@@ -185,59 +195,31 @@ class _Batch:
             device_id=device.id, msg_id=measurement.msg_id, patient_id=patient.id,
             received_at=delivery.received_at, taken_at=measurement.taken_at))
         _update_device(device, measurement, delivery.received_at)
-        triage, alerts = self._triage(patient.id, measurement)
+        triage, alerts = triage_readings(
+            measurement.readings, lambda code: self.thresholds.get((patient.id, code)))
         mapped = observations_for(measurement, patient_id=patient.id, device_id=device.id,
                                   issued=self.now, triage=triage)
         for type_code, resource in mapped:
-            observation = self._observation(patient, device, measurement, type_code, resource)
+            observation = observation_row(
+                self.service.new_id(), patient.id, device.id, measurement.msg_id, type_code,
+                measurement.taken_at, self.now, resource)
+            self.session.add(observation)
             self.pending_events.append(("observation", observation))
-            request = alerts.get(type_code)
-            if request is not None:
-                alert = Alert(patient_id=patient.id, observation_id=observation.id,
-                              rule=request.rule, severity=request.severity,
-                              reason=request.reason, details=request.details,
-                              created_at=self.now, updated_at=self.now)
+            for request in alerts.get(type_code, []):
+                alert = alert_row(patient.id, observation.id, request, self.now)
                 self.alerts.append(alert)
                 self.pending_events.append(("alert", alert))
         self.result.statuses.append((device.id, status(measurement.msg_id, "accepted")))
 
-    def _triage(self, patient_id: str, measurement: Any) -> tuple[dict[str, Triage], dict]:
-        triage: dict[str, Triage] = {}
-        alerts = {}
-        for reading in measurement.readings:
-            limits_row = self.thresholds.get((patient_id, reading.code))
-            kind = MEASUREMENT_TYPES.get(reading.code)
-            if limits_row is None or kind is None:
-                continue
-            limits = _threshold_set(limits_row)
-            found = classify(reading.value, limits)
-            ranges = reference_ranges(red_low=limits.red_low, yellow_low=limits.yellow_low,
-                                      yellow_high=limits.yellow_high, red_high=limits.red_high,
-                                      unit_code=kind.unit, unit_display=kind.unit_display)
-            triage[reading.code] = Triage(found.severity, found.direction, ranges)
-            request = threshold_alert(_label(reading.code), reading.value, kind.unit_display,
-                                      limits)
-            if request is not None:
-                alerts[reading.code] = request
-        return triage, alerts
-
-    def _observation(self, patient: Patient, device: Device, measurement: Any, type_code: str,
-                     resource: dict[str, Any]) -> Observation:
-        observation_id = self.service.new_id()
-        resource = {"resourceType": "Observation", "id": observation_id,
-                    "meta": {"versionId": "1", "lastUpdated": _instant(self.now),
-                             "profile": profiles_for(type_code)},
-                    **{k: v for k, v in resource.items() if k != "resourceType"}}
-        validate_resource(resource)
-        interpretation = resource.get("interpretation")
-        observation = Observation(
-            id=observation_id, patient_id=patient.id, device_id=device.id,
-            msg_id=measurement.msg_id, type_code=type_code, effective=measurement.taken_at,
-            issued=self.now, value=_primary_value(resource),
-            severity=_severity(interpretation), last_updated=self.now,
-            resource=json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
-        self.session.add(observation)
-        return observation
+    def _store_answers(self, delivery: ParsedDelivery, device: Device,
+                       answers: QuestionnaireAnswers) -> None:
+        self.seen.add((device.id, answers.msg_id))
+        device.last_seen_at = delivery.received_at
+        observation = record_response(
+            self.session, answers, patient_id=device.patient_id or "", device_id=device.id,
+            received_at=delivery.received_at, now=self.now, new_id=self.service.new_id)
+        self.pending_events.append(("observation", observation))
+        self.result.statuses.append((device.id, status(answers.msg_id, "accepted")))
 
     def _render_events(self) -> list[dict[str, Any]]:
         rendered = []
@@ -248,6 +230,59 @@ class _Batch:
                     else events.observation_payload(row, patient))
             rendered.append({"type": kind, "rooms": rooms, "data": data})
         return rendered
+
+
+def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], Threshold | None],
+                    ) -> tuple[dict[str, Triage], dict[str, list[AlertRequest]]]:
+    """Classify readings against the patient's limits: triage and alerts per measurement type.
+
+    Limits are kept per reading code, so blood pressure has `bp_sys` and `bp_dia` limits;
+    the panel Observation takes the worse of its two components.
+    """
+    triage: dict[str, Triage] = {}
+    alerts: dict[str, list[AlertRequest]] = {}
+    for reading in readings:
+        limits_row = limits_for(reading.code)
+        if limits_row is None or reading.code not in READING_CODES:
+            continue
+        kind = type_for_reading(reading.code)
+        limits = _threshold_set(limits_row)
+        found = classify(reading.value, limits)
+        ranges = () if kind.code != reading.code else reference_ranges(
+            red_low=limits.red_low, yellow_low=limits.yellow_low,
+            yellow_high=limits.yellow_high, red_high=limits.red_high,
+            unit_code=kind.unit, unit_display=kind.unit_display)
+        current = triage.get(kind.code)
+        if current is None or SEVERITY_ORDER[found.severity] > SEVERITY_ORDER[current.severity]:
+            triage[kind.code] = Triage(found.severity, found.direction, ranges)
+        request = threshold_alert(_label(reading.code), reading.value, kind.unit_display, limits)
+        if request is not None:
+            alerts.setdefault(kind.code, []).append(request)
+    return triage, alerts
+
+
+def observation_row(observation_id: str, patient_id: str, device_id: str, msg_id: str,
+                    type_code: str, effective: datetime, now: datetime,
+                    resource: dict[str, Any]) -> Observation:
+    """Return the stored row of a mapped Observation, with id and meta added and validated."""
+    resource = {"resourceType": "Observation", "id": observation_id,
+                "meta": {"versionId": "1", "lastUpdated": _instant(now),
+                         "profile": profiles_for(type_code)},
+                **{k: v for k, v in resource.items() if k != "resourceType"}}
+    validate_resource(resource)
+    return Observation(
+        id=observation_id, patient_id=patient_id, device_id=device_id, msg_id=msg_id,
+        type_code=type_code, effective=effective, issued=now, value=_primary_value(resource),
+        severity=_severity(resource.get("interpretation")), last_updated=now,
+        resource=json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
+
+
+def alert_row(patient_id: str, observation_id: str, request: AlertRequest,
+              now: datetime) -> Alert:
+    """Return the stored open alert a rule asked for about one observation."""
+    return Alert(patient_id=patient_id, observation_id=observation_id, rule=request.rule,
+                 severity=request.severity, reason=request.reason, details=request.details,
+                 created_at=now, updated_at=now)
 
 
 def _printable(errors: list[str]) -> list[str]:
@@ -271,9 +306,13 @@ def _threshold_set(row: Threshold) -> ThresholdSet:
                         row.red_high, row.set_by, row.set_at)
 
 
+_LABELS = {"spo2": "SpO2", "bp_sys": "Systolic blood pressure",
+           "bp_dia": "Diastolic blood pressure"}
+
+
 def _label(code: str) -> str:
     kind = MEASUREMENT_TYPES.get(code)
-    return "SpO2" if code == "spo2" else (kind.display_en if kind else code)
+    return _LABELS.get(code) or (kind.display_en if kind else code)
 
 
 def _primary_value(resource: dict[str, Any]) -> float | None:

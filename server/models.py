@@ -70,6 +70,11 @@ class Patient(SQLModel, table=True):
 class CareTeamMember(SQLModel, table=True):
     """An organisation on a patient's care team, with its part in the care."""
 
+    # Every access check asks "which patients may this organisation see?"; the primary key
+    # leads with patient_id, so without this index that is a scan of the whole table.
+    __table_args__ = (Index("ix_careteammember_organization_patient", "organization_id",
+                            "patient_id"),)
+
     patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
     organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
     role: str = Field(max_length=20)  # monitoring | treatment | specialist
@@ -163,6 +168,11 @@ class Alert(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _instant(index=True)
     updated_at: datetime = _instant(index=True)
+    acknowledged_by: int | None = Field(default=None, foreign_key="app_user.id")
+    acknowledged_at: datetime | None = _instant(default=None)
+    note: str | None = Field(default=None, max_length=1000)
+    resolved_by: int | None = Field(default=None, foreign_key="app_user.id")
+    resolved_at: datetime | None = _instant(default=None)
 
 
 class StoredResource(SQLModel, table=True):
@@ -172,8 +182,10 @@ class StoredResource(SQLModel, table=True):
     resource type lives here, indexed by type, patient and clinical time.
     """
 
+    # The second index serves Patient/$everything, which asks by patient for every type.
     __table_args__ = (Index("ix_storedresource_type_patient_effective", "resource_type",
-                            "patient_id", "effective"),)
+                            "patient_id", "effective"),
+                      Index("ix_storedresource_patient_id", "patient_id", "id"))
 
     id: str = Field(primary_key=True, max_length=64)
     resource_type: str = Field(max_length=40)

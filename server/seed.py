@@ -32,13 +32,13 @@ USERS = [  # username, display name, role, organisation
     ("gp.skovvej", "Praktiserende læge Sofie Dahl", "gp", "gp-skovvej"),
     ("admin", "Administrator", "admin", None),
 ]
-PATIENTS = [  # CPR (MedCom-style test numbers ending 999x), given, family, care team
-    ("0101419995", "Karen Test", "Jensen", ["muni-aalby", "gp-torvet", "hosp-lung"]),
-    ("1503459996", "Poul Test", "Nielsen", ["muni-aalby", "gp-torvet"]),
-    ("2207389997", "Inge Test", "Hansen", ["muni-boestrup", "gp-skovvej"]),
-    ("0911509998", "Jørgen Test", "Pedersen", ["muni-boestrup", "gp-skovvej", "hosp-lung"]),
-    ("3004429991", "Birthe Test", "Andersen", ["muni-aalby", "gp-skovvej"]),
-    ("1812479992", "Erik Test", "Christensen", ["muni-boestrup", "gp-torvet"]),
+PATIENTS = [  # CPR (test numbers ending 999x; last digit odd = male), given, family, team
+    ("0101419996", "Karen Test", "Jensen", ["muni-aalby", "gp-torvet", "hosp-lung"]),
+    ("1503459995", "Poul Test", "Nielsen", ["muni-aalby", "gp-torvet"]),
+    ("2207389998", "Inge Test", "Hansen", ["muni-boestrup", "gp-skovvej"]),
+    ("0911509997", "Jørgen Test", "Pedersen", ["muni-boestrup", "gp-skovvej", "hosp-lung"]),
+    ("3004429992", "Birthe Test", "Andersen", ["muni-aalby", "gp-skovvej"]),
+    ("1812479991", "Erik Test", "Christensen", ["muni-boestrup", "gp-torvet"]),
 ]
 TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
 # CONTRACT section 6: for every demo patient SpO2 below 88 % is red and 88-91 % yellow.

@@ -112,3 +112,12 @@ def test_r4b_models_are_used_and_r5_only_elements_are_refused():
     }  # fmt: skip
     with pytest.raises(InvalidResource):
         validate_resource(resource)
+
+
+def test_demo_patients_names_match_the_sex_their_cpr_encodes() -> None:
+    from telekol.fhir.cpr import sex
+    from telekol.server.seed import PATIENTS
+
+    female = {"Karen", "Inge", "Birthe"}
+    for cpr, given, _family, _team in PATIENTS:
+        assert sex(cpr) == ("female" if given.split()[0] in female else "male"), given

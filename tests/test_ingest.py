@@ -180,3 +180,23 @@ def test_device_text_with_control_characters_is_rejected(engine, fixture) -> Non
     result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device, body)])
     assert result.statuses[0][1]["result"] == "rejected"
     assert count(engine, Observation) == 0
+
+
+def test_blood_pressure_limits_apply_to_each_component(engine, fixture) -> None:
+    from telekol.server.models import Threshold
+
+    patient, device = fixture["patients"][0]["id"], fixture["devices"][0]["device_id"]
+    with session_scope(engine) as session:
+        session.add(Threshold(patient_id=patient, measurement="bp_sys", red_high=180,
+                              yellow_high=160, set_by="Dr. Test"))
+        session.add(Threshold(patient_id=patient, measurement="bp_dia", yellow_high=95,
+                              set_by="Dr. Test"))
+    body = {"msg_id": "bp-high", "taken_at": (NOW - timedelta(minutes=1)).isoformat(),
+            "readings": [{"code": "bp_sys", "value": 185}, {"code": "bp_dia", "value": 100}]}
+    result = IngestService(engine, clock=lambda: NOW).ingest([delivery(device, body)])
+    alerts = sorted((e["data"]["severity"], e["data"]["reason"].split(" ")[0])
+                    for e in result.events if e["type"] == "alert")
+    assert alerts == [("red", "Systolic"), ("yellow", "Diastolic")]
+    with Session(engine) as session:
+        stored = json.loads(session.exec(select(Observation)).one().resource)
+    assert stored["interpretation"][0]["coding"][0]["code"] == "HH"

@@ -6,9 +6,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
-
 from telekol.server import models  # noqa: F401  (registers the tables)
 from telekol.server.db import make_engine
+
 from tests.conftest import BACKENDS
 
 

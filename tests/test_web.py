@@ -41,9 +41,25 @@ def test_the_login_page_speaks_danish_and_english(app, lang: str, text: str) -> 
     assert f'<html lang="{lang}">' in page
 
 
-def test_danish_is_chosen_from_the_browser_language(app) -> None:
-    page = app.test_client().get("/login", headers={"Accept-Language": "da-DK,da;q=0.9"})
+def test_danish_is_the_default_even_for_an_english_browser(app) -> None:
+    page = app.test_client().get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
     assert "Adgangskode" in page.get_data(as_text=True)
+
+
+def test_a_chosen_language_is_remembered_and_can_be_switched_back(app) -> None:
+    client = app.test_client()
+    response = client.get("/language/en?next=/login")
+    assert response.headers["Location"] == "/login"
+    page = client.get("/login").get_data(as_text=True)
+    assert "Password" in page and "/language/da?next=/login\"" in page
+    client.get("/language/da?next=/login")
+    assert "Adgangskode" in client.get("/login").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("asset", ["vendor/socket.io.min.js", "js/dashboard.js", "css/app.css"])
+def test_the_pages_assets_are_served_locally(app, asset: str) -> None:
+    response = app.test_client().get(f"/static/{asset}")
+    assert response.status_code == 200 and len(response.data) > 100
 
 
 def test_the_dashboard_requires_login(app) -> None:
@@ -114,7 +130,7 @@ def test_fhir_metadata_needs_no_login_and_lists_what_is_implemented(app) -> None
     assert response.status_code == 200
     assert response.mimetype == "application/fhir+json"
     kinds = {r["type"] for r in response.get_json()["rest"][0]["resource"]}
-    assert kinds == {"Patient", "Observation", "Device"}
+    assert {"Patient", "Observation", "Device"} <= kinds  # the full list: test_fhir_api.py
 
 
 def test_fhir_refuses_xml_with_406(app) -> None:
@@ -156,3 +172,13 @@ def test_an_administrator_sees_no_clinical_data(app) -> None:
     client = app.test_client()
     log_in(client, "admin")
     assert client.get("/api/patients").get_json() == []
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/fhir/Observation", "OperationOutcome"),
+                                             ("/api/alerts/1/acknowledge", None)])
+def test_an_unauthenticated_write_gets_401_not_a_csrf_error(app, path: str, kind) -> None:
+    response = app.test_client().post(path, json={"resourceType": "Observation"},
+                                      headers={"Content-Type": "application/fhir+json"})
+    assert response.status_code == 401
+    if kind:
+        assert response.get_json()["resourceType"] == kind

@@ -6,12 +6,13 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask_babel import get_locale
+from flask_login import current_user
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
 from telekol.server.web.context import AppServices, close_db
 from telekol.server.web.extensions import babel, csrf, login_manager, socketio
-from telekol.server.web.locale import select_locale
+from telekol.server.web.locale import here_without_lang, select_locale
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -30,11 +31,13 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
 
     settings = settings or load_settings()
     # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
-    app = Flask(__name__, instance_path=str(settings.data_dir / "instance"))
+    # No app-level /static: the UI blueprint serves its own assets there.
+    app = Flask(__name__, instance_path=str(settings.data_dir / "instance"), static_folder=None)
     app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_HTTPONLY=True,
                       BABEL_DEFAULT_LOCALE="da", WTF_CSRF_TIME_LIMIT=None,
-                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
+                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024,
+                      WTF_CSRF_CHECK_DEFAULT=False)
     app.config.update(config or {})
     services = AppServices(settings, make_engine(settings.database_url),
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))
@@ -43,11 +46,11 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=str(_translations_dir()))
-    app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals.update(get_locale=get_locale, here_without_lang=here_without_lang)
     socketio.init_app(app, async_mode="threading")
     for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp):
         app.register_blueprint(blueprint)
-    csrf.exempt(api.bp)  # bearer-token or same-site-cookie GETs; no state changes yet
+    app.before_request(_check_csrf)
     app.teardown_appcontext(close_db)
     app.after_request(_secure_headers)
     if live:
@@ -62,6 +65,21 @@ def _translations_dir() -> Any:
     from telekol.clinician_ui import TRANSLATIONS_DIR
 
     return TRANSLATIONS_DIR
+
+
+def _check_csrf() -> None:
+    # Cookie-authenticated writes need the CSRF token (form field or X-CSRFToken
+    # header). Bearer requests carry no ambient credentials, and a bearer header
+    # makes the cookie session be ignored (server/web/auth.py), so they are exempt.
+    from telekol.server.web.auth import bearer_token
+
+    if request.method in ("GET", "HEAD", "OPTIONS") or bearer_token(request):
+        return
+    if request.endpoint == "auth.issue_token":
+        return  # credentials in the body; no cookie is used
+    if request.path.startswith(("/api/", "/fhir/")) and not current_user.is_authenticated:
+        return  # nothing ambient to abuse: the view answers 401
+    csrf.protect()
 
 
 def _secure_headers(response: Response) -> Response:

@@ -9,11 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
 from sqlmodel import col, select
-from telekol.server import events
+from telekol.server import alert_lifecycle, events
 from telekol.server.access import visible_patient_ids, visible_patients
 from telekol.server.models import Alert, Observation, Patient, QuarantinedMessage
 from telekol.server.web.auth import the_user
-from telekol.server.web.context import db
+from telekol.server.web.context import db, services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 _INSTANT_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})\Z")
@@ -31,18 +31,67 @@ def alerts():  # type: ignore[no-untyped-def]
     query = select(Alert).where(
         col(Alert.patient_id).in_(visible_patient_ids(the_user()).scalar_subquery()))
     since = request.args.get("since", "").strip().replace(" ", "+")
+    limit = min(int(request.args.get("limit", "500")) if request.args.get(
+        "limit", "").isdigit() else 500, 5000)
     if since.isdigit():
-        query = query.where(col(Alert.id) > int(since))
+        after = min(int(since), 2**62)  # beyond any id; keeps PostgreSQL's bigint happy
+        query = query.where(col(Alert.id) > after).order_by(col(Alert.id))
     elif since:
         if not _INSTANT_RE.match(since):
             return error("since must be an alert id or an RFC 3339 instant with offset", 400)
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        query = query.where(col(Alert.updated_at) > moment)
-    limit = min(int(request.args.get("limit", "500")) if request.args.get(
-        "limit", "").isdigit() else 500, 5000)
-    rows = db().exec(query.order_by(col(Alert.id)).limit(limit)).all()
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            return error(f"since {since!r} is not a real instant", 400)
+        # Changed at or after `since` (created, acknowledged, resolved), oldest first.
+        query = query.where(col(Alert.updated_at) >= moment).order_by(
+            col(Alert.updated_at), col(Alert.id))
+    else:  # no cursor: the most recent alerts
+        latest = query.order_by(col(Alert.id).desc()).limit(limit)
+        rows = list(reversed(db().exec(latest).all()))
+        return _alert_list(rows)
+    return _alert_list(db().exec(query.limit(limit)).all())
+
+
+def _alert_list(rows: list[Alert] | Any) -> Any:
+    rows = list(rows)
     patients = _patients({row.patient_id for row in rows})
-    return jsonify([events.alert_payload(row, patients[row.patient_id]) for row in rows])
+    return jsonify([alert_lifecycle.alert_view(db(), row, patients[row.patient_id])
+                    for row in rows])
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@login_required
+def acknowledge_alert(alert_id: int):  # type: ignore[no-untyped-def]
+    """Acknowledge an alert (JSON body {"note": "..."} optional); every screen updates."""
+    return _transition(alert_lifecycle.acknowledge, alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/resolve")
+@login_required
+def resolve_alert(alert_id: int):  # type: ignore[no-untyped-def]
+    """Resolve an alert (JSON body {"note": "..."} optional); every screen updates."""
+    return _transition(alert_lifecycle.resolve, alert_id)
+
+
+def _transition(change: Any, alert_id: int) -> Any:
+    body = request.get_json(silent=True) or {}
+    note = body.get("note") if isinstance(body, dict) else None
+    if note is not None and not isinstance(note, str):
+        return error("note must be a string", 400)
+    session = db()
+    try:
+        alert = change(session, the_user(), alert_id, note)
+    except alert_lifecycle.AlertNotFound:
+        return error(f"alert {alert_id} is not known", 404)
+    except alert_lifecycle.TransitionRefused as refused:
+        return error(str(refused), 409)
+    event = alert_lifecycle.live_event(session, alert)
+    session.commit()
+    bridge = services().bridge
+    if bridge is not None:
+        bridge.publish([event])
+    return jsonify(event["data"])
 
 
 @bp.get("/patients")
@@ -59,11 +108,14 @@ def _patient_summary(patient: Patient) -> dict[str, Any]:
              .order_by(col(Observation.effective).desc()).limit(50))
     for row in db().exec(query):
         latest.setdefault(row.type_code, events.observation_payload(row, patient))
-    open_alerts = db().exec(select(Alert).where(Alert.patient_id == patient.id,
-                                                Alert.status == "open")).all()
-    worst = max((a.severity for a in open_alerts), key=lambda s: s == "red", default=None)
-    return {**events.patient_ref(patient), "latest": latest, "open_alerts": len(open_alerts),
+    unresolved = db().exec(select(Alert.severity).where(
+        Alert.patient_id == patient.id, col(Alert.status) != "resolved")).all()
+    worst = max(unresolved, key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
+    return {**events.patient_ref(patient), "latest": latest, "open_alerts": len(unresolved),
             "status": worst or "green"}
+
+
+SEVERITY_RANK = {"blue": 1, "yellow": 2, "red": 3}
 
 
 def _patients(ids: set[str]) -> dict[str, Patient]:

@@ -69,6 +69,10 @@ class LiveBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def publish(self, batch: list[dict[str, Any]]) -> None:
+        """Announce events to every web-server process (this one included) via the broker."""
+        self.client.publish(events.EVENTS_TOPIC, events.encode(batch), qos=1)
+
     def broker_state(self) -> str:
         """Return "ok" while connected to the broker."""
         return "ok" if self.connected.is_set() else "not connected"

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: df0e1aa91a2b
+Revision ID: d3811cee166a
 Revises: 
-Create Date: 2026-11-25 21:29:43.855152
+Create Date: 2026-11-25 22:04:02.860786
 """
 from collections.abc import Sequence
 
@@ -13,7 +13,7 @@ from alembic import op
 import telekol.server.db
 
 
-revision: str = 'df0e1aa91a2b'
+revision: str = 'd3811cee166a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -86,6 +86,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.PrimaryKeyConstraint('patient_id', 'organization_id')
     )
+    with op.batch_alter_table('careteammember', schema=None) as batch_op:
+        batch_op.create_index('ix_careteammember_organization_patient', ['organization_id', 'patient_id'], unique=False)
+
     op.create_table('device',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -135,6 +138,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('storedresource', schema=None) as batch_op:
+        batch_op.create_index('ix_storedresource_patient_id', ['patient_id', 'id'], unique=False)
         batch_op.create_index('ix_storedresource_type_patient_effective', ['resource_type', 'patient_id', 'effective'], unique=False)
 
     op.create_table('threshold',
@@ -166,8 +170,15 @@ def upgrade() -> None:
     sa.Column('details', sa.JSON(), nullable=False),
     sa.Column('created_at', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('acknowledged_by', sa.Integer(), nullable=True),
+    sa.Column('acknowledged_at', telekol.server.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+    sa.Column('resolved_by', sa.Integer(), nullable=True),
+    sa.Column('resolved_at', telekol.server.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['acknowledged_by'], ['app_user.id'], ),
     sa.ForeignKeyConstraint(['observation_id'], ['observation.id'], ),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['resolved_by'], ['app_user.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('alert', schema=None) as batch_op:
@@ -192,6 +203,7 @@ def downgrade() -> None:
     op.drop_table('threshold')
     with op.batch_alter_table('storedresource', schema=None) as batch_op:
         batch_op.drop_index('ix_storedresource_type_patient_effective')
+        batch_op.drop_index('ix_storedresource_patient_id')
 
     op.drop_table('storedresource')
     with op.batch_alter_table('observation', schema=None) as batch_op:
@@ -203,6 +215,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_device_patient_id'))
 
     op.drop_table('device')
+    with op.batch_alter_table('careteammember', schema=None) as batch_op:
+        batch_op.drop_index('ix_careteammember_organization_patient')
+
     op.drop_table('careteammember')
     with op.batch_alter_table('app_user', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_app_user_username'))
