@@ -56,9 +56,20 @@ def _parser() -> argparse.ArgumentParser:
     fhir_bench.add_argument("--json", action="store_true", help="print one JSON document")
     fhir_bench.set_defaults(run=_bench_fhir)
 
+    evaluate = sub.add_parser("evaluate-rules",
+                              help="replay a synthetic cohort through the alert rule sets")
+    evaluate.add_argument("--patients", type=int, default=200)
+    evaluate.add_argument("--days", type=int, default=90)
+    evaluate.add_argument("--seed", type=int, default=1)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON document")
+    evaluate.set_defaults(run=_evaluate_rules)
+
     sub.add_parser("server", help="run the web server").set_defaults(run=_server)
     sub.add_parser("gateway", help="run the device gateway").set_defaults(run=_gateway)
     sub.add_parser("broker", help="run the project's Mosquitto").set_defaults(run=_broker)
+    scheduler = sub.add_parser("scheduler", help="run escalations and time-based rules")
+    scheduler.add_argument("--interval", type=float, default=30.0, help="seconds between runs")
+    scheduler.set_defaults(run=_scheduler)
 
     simulate = sub.add_parser("simulate", help="run home hubs for the demo patients")
     simulate.add_argument("--interval", type=float, default=3.0,
@@ -164,6 +175,19 @@ def _gateway(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.migrate import upgrade
+    from telekol.server.scheduler import Scheduler, mqtt_publisher
+
+    upgrade(settings.database_url)
+    publish, close = mqtt_publisher(settings)
+    stop = threading.Event()
+    _on_stop(stop.set)
+    Scheduler(_engine(settings), publish, interval=args.interval).run(stop)
+    close()
+    return 0
+
+
 def _broker(_args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.broker import BrokerProcess
     from telekol.server.migrate import upgrade
@@ -208,6 +232,13 @@ def _bench_fhir(args: argparse.Namespace, _settings: Settings) -> int:
 
     return run_fhir_bench(observations=args.observations, patients=args.patients,
                           database=args.database, as_json=args.json)
+
+
+def _evaluate_rules(args: argparse.Namespace, _settings: Settings) -> int:
+    from telekol.server.evaluate_rules import run_evaluate_rules
+
+    return run_evaluate_rules(patients=args.patients, days=args.days, seed=args.seed,
+                              as_json=args.json)
 
 
 def _on_stop(callback: Callable[[], None]) -> None:

@@ -38,11 +38,14 @@ def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
     """Render an alert as the contract's `alert` event and /api/alerts item."""
     return {
         "id": alert.id, "patient": patient_ref(patient), "severity": alert.severity,
-        "status": alert.status, "reason": alert.reason, "observation": alert.observation_id,
+        "status": alert.status, "reason": alert.reason,
+        # The reading the (latest) reason is about; a repeat moves it to the newest reading.
+        "observation": alert.last_observation_id or alert.observation_id,
         "rule": alert.rule, "details": alert.details, "created_at": instant(alert.created_at),
         "updated_at": instant(alert.updated_at),
         "acknowledged_at": instant(alert.acknowledged_at), "acknowledged_by": None,
         "resolved_at": instant(alert.resolved_at), "resolved_by": None, "note": alert.note,
+        "count": alert.count, "first_observation": alert.observation_id,
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import insert, make_url
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 from telekol.device_gateway.payload import Measurement, parse_measurements
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.fhir.observation import Triage, observations_for, profiles_for
@@ -72,7 +72,7 @@ def run_fhir_bench(*, observations: int, patients: int, database: str | None,
 def fresh_database(target: str | None, tmp: Path) -> Iterator[str]:
     """Yield the URL of a new, migrated database; a PostgreSQL one is dropped afterwards."""
     if target in (None, "sqlite"):
-        _migrate(f"sqlite:///{tmp / 'bench.db'}")
+        upgrade(f"sqlite:///{tmp / 'bench.db'}")
         yield f"sqlite:///{tmp / 'bench.db'}"
         return
     server = make_url(LOCAL_POSTGRES if target == "postgresql" else str(target))
@@ -82,23 +82,12 @@ def fresh_database(target: str | None, tmp: Path) -> Iterator[str]:
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
     try:
-        _migrate(url.render_as_string(hide_password=False))
+        upgrade(url.render_as_string(hide_password=False))
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
         admin.dispose()
-
-
-def _migrate(url: str) -> None:
-    """Apply the migrations, then create any index the models declare that they lack."""
-    upgrade(url)
-    engine = make_engine(url)
-    with engine.begin() as connection:  # so the figures show the models' indexes at once
-        for table in SQLModel.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(connection, checkfirst=True)
-    engine.dispose()
 
 
 def benchmark(url: str, observations: int, patients: int, data_dir: Path,

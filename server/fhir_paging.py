@@ -43,7 +43,10 @@ class SortKey:
             return self.id_column < ident if down else self.id_column > ident
         past = self.column < value if down else self.column > value
         tie = self.id_column < ident if down else self.id_column > ident
-        return or_(past, and_(self.column == value, tie))
+        # The redundant bound lets PostgreSQL use it as an index condition (0.3 ms
+        # instead of 18 ms for a deep page, see docs/fhir.md).
+        bound = self.column <= value if down else self.column >= value
+        return and_(bound, or_(past, and_(self.column == value, tie)))
 
     def cursor(self, row: Any, backwards: bool) -> str:
         """Return the opaque token for paging on from `row`."""

@@ -121,6 +121,15 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             searchInclude=["PractitionerRole:practitioner", "PractitionerRole:organization"]),
         _resource("Provenance", read_search, [
             _param("target", "reference"), _param("patient", "reference"), _ID]),
+        _resource("Questionnaire", read_search, [
+            _param("url", "uri"), _param("name", "string"), _param("status", "token"), _ID],
+            documentation="the CAT (id cat) and the COPD symptom diary (id copd-symptoms)"),
+        _resource("QuestionnaireResponse", read_search, [
+            _param("patient", "reference"), _param("subject", "reference"),
+            _param("questionnaire", "reference", "the canonical URL, Questionnaire/{id} or {id}"),
+            _param("authored", "date"), _ID],
+            documentation="_sort: authored, _lastUpdated or _id, each optionally descending "
+                          "(default -authored)"),
     ]
     paging = [_param("_count", "number", "page size, 0 for the total only"),
               _param("_summary", "token", "count: the total only"),

@@ -6,22 +6,25 @@ hands the parsed items here; this module owns the transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import case, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
 from telekol.fhir.codes import MEASUREMENT_TYPES, READING_CODES, type_for_reading
 from telekol.fhir.observation import Triage, observations_for, profiles_for
+from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.fhir.reference_range import reference_ranges
 from telekol.fhir.validation import validate_resource
-from telekol.server import events
+from telekol.server import events, rules
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
@@ -34,6 +37,7 @@ from telekol.server.models import (
     Threshold,
 )
 from telekol.server.questionnaires import record_response
+from telekol.server.rule_context import BatchContexts, symptom_readings
 from telekol.server.triage import (
     SEVERITY_ORDER,
     AlertRequest,
@@ -129,6 +133,9 @@ class _Batch:
         self.seen: set[tuple[str, str]] = set()
         self.pending_events: list[tuple[str, Any]] = []
         self.alerts: list[Alert] = []
+        self.open_alerts: dict[tuple[str, str], Alert] = {}
+        self.updates: dict[int, _Update] = {}
+        self.alert_events: set[int] = set()  # id() of alerts already queued as events
 
     def run(self) -> IngestResult:
         self._load_context()
@@ -136,6 +143,7 @@ class _Batch:
             for item in delivery.items:
                 self._handle(delivery, item)
         self.session.flush()  # observations first: alerts reference them
+        self._apply_updates()
         self.session.add_all(self.alerts)
         self.session.flush()
         self.result.events.extend(self._render_events())
@@ -154,6 +162,10 @@ class _Batch:
             self.care_teams.setdefault(member.patient_id, []).append(member.organization_id)
         self.thresholds = {(t.patient_id, t.measurement): t for t in self.session.exec(
             select(Threshold).where(col(Threshold.patient_id).in_(patient_ids)))}
+        self.contexts = BatchContexts(self.session, patient_ids, self.now, self.thresholds)
+        self.open_alerts = {(a.patient_id, a.rule): a for a in self.session.exec(
+            select(Alert).where(col(Alert.patient_id).in_(patient_ids),
+                                col(Alert.status) != "resolved"))}
         msg_ids = {getattr(i, "msg_id", None) for d in self.deliveries for i in d.items}
         stored = self.session.exec(select(InboundMessage.device_id, InboundMessage.msg_id).where(
             col(InboundMessage.device_id).in_(device_ids),
@@ -195,20 +207,24 @@ class _Batch:
             device_id=device.id, msg_id=measurement.msg_id, patient_id=patient.id,
             received_at=delivery.received_at, taken_at=measurement.taken_at))
         _update_device(device, measurement, delivery.received_at)
-        triage, alerts = triage_readings(
+        triage, _ = triage_readings(
             measurement.readings, lambda code: self.thresholds.get((patient.id, code)))
         mapped = observations_for(measurement, patient_id=patient.id, device_id=device.id,
                                   issued=self.now, triage=triage)
+        stored: dict[str, str] = {}
         for type_code, resource in mapped:
             observation = observation_row(
                 self.service.new_id(), patient.id, device.id, measurement.msg_id, type_code,
                 measurement.taken_at, self.now, resource)
             self.session.add(observation)
             self.pending_events.append(("observation", observation))
-            for request in alerts.get(type_code, []):
-                alert = alert_row(patient.id, observation.id, request, self.now)
-                self.alerts.append(alert)
-                self.pending_events.append(("alert", alert))
+            stored[type_code] = observation.id
+        late = self._late(patient.id, measurement.taken_at, delivery.received_at)
+        readings = [rules.Reading(r.code, r.value, r.unit, measurement.taken_at,
+                                  delivery.received_at, late, device.id)
+                    for r in measurement.readings if r.code in READING_CODES]
+        self._evaluate(patient.id, readings,
+                       lambda code: stored.get(type_for_reading(code).code))
         self.result.statuses.append((device.id, status(measurement.msg_id, "accepted")))
 
     def _store_answers(self, delivery: ParsedDelivery, device: Device,
@@ -219,7 +235,84 @@ class _Batch:
             self.session, answers, patient_id=device.patient_id or "", device_id=device.id,
             received_at=delivery.received_at, now=self.now, new_id=self.service.new_id)
         self.pending_events.append(("observation", observation))
+        patient_id = observation.patient_id
+        late = self._late(patient_id, answers.taken_at, delivery.received_at)
+        if answers.questionnaire == "copd-symptoms":
+            readings = symptom_readings(answers.answers, answers.taken_at,
+                                        delivery.received_at, device.id)
+        elif QUESTIONNAIRES[answers.questionnaire].type_code == "cat":
+            readings = [rules.Reading("cat", float(observation.value or 0), "{score}",
+                                      answers.taken_at, delivery.received_at, device_id=device.id)]
+        else:
+            readings = []
+        readings = [dataclasses.replace(r, late=late) for r in readings]
+        self._evaluate(patient_id, readings, lambda code: observation.id)
         self.result.statuses.append((device.id, status(answers.msg_id, "accepted")))
+
+    def _late(self, patient_id: str, taken_at: datetime, received_at: datetime) -> bool:
+        """Return whether a reading came from a buffer: taken longer ago than the limit."""
+        limit = self.contexts.parameters[patient_id].late_after_minutes.value
+        return received_at - taken_at > timedelta(minutes=limit)
+
+    def _evaluate(self, patient_id: str, readings: Sequence[rules.Reading],
+                  observation_for: Callable[[str], str | None]) -> None:
+        """Run the rules on one message's readings; one request per rule, the worst."""
+        self.contexts.add(patient_id, readings)  # readings of one session see each other
+        ctx = self.contexts.context(patient_id)
+        chosen: dict[str, tuple[AlertRequest, str | None]] = {}
+        for reading in readings:
+            for request in rules.evaluate(reading, ctx):
+                if _restates_limits(request, ctx):
+                    continue
+                current = chosen.get(request.rule)
+                if current is None or _rank(request.severity) >= _rank(current[0].severity):
+                    chosen[request.rule] = (request, observation_for(reading.code))
+        for request, observation_id in chosen.values():
+            self._raise(patient_id, observation_id, request)
+
+    def _raise(self, patient_id: str, observation_id: str | None,
+               request: AlertRequest) -> None:
+        """Open an alert, or update the unresolved one of the same patient and rule."""
+        alert = self.open_alerts.get((patient_id, request.rule))
+        if alert is None:
+            alert = alert_row(patient_id, observation_id, request, self.now)
+            self.alerts.append(alert)
+            self.open_alerts[(patient_id, request.rule)] = alert
+        elif alert.id is None:  # opened earlier in this batch, not stored yet
+            alert.count += 1
+            alert.severity = _worse(alert.severity, request.severity)
+            alert.reason, alert.details = request.reason[:500], request.details
+            alert.last_observation_id = observation_id
+        else:
+            found = self.updates.get(alert.id)
+            self.updates[alert.id] = _Update(
+                alert, (found.repeats if found else 0) + 1,
+                _worse(found.severity, request.severity) if found else request.severity,
+                request, observation_id)
+        if id(alert) not in self.alert_events:
+            self.alert_events.add(id(alert))
+            self.pending_events.append(("alert", alert))
+
+    def _apply_updates(self) -> None:
+        """Update stored alerts in SQL (count + n), safe against another gateway process."""
+        for alert_id, change in self.updates.items():
+            severity = (change.severity if change.severity == "red" else
+                        case((col(Alert.severity) == "red", "red"), else_=change.severity))
+            done = self.session.execute(
+                update(Alert).where(col(Alert.id) == alert_id, col(Alert.status) != "resolved")
+                .values(count=col(Alert.count) + change.repeats, severity=severity,
+                        reason=change.request.reason[:500], details=change.request.details,
+                        last_observation_id=change.observation_id, updated_at=self.now)
+                .execution_options(synchronize_session=False))
+            if getattr(done, "rowcount", 1) == 0:  # resolved meanwhile: open a new one
+                fresh = alert_row(change.alert.patient_id, change.observation_id,
+                                  change.request, self.now)
+                fresh.count, fresh.severity = change.repeats, change.severity
+                self.alerts.append(fresh)
+                self.pending_events = [(k, fresh if r is change.alert else r)
+                                       for k, r in self.pending_events]
+            else:
+                self.session.refresh(change.alert)
 
     def _render_events(self) -> list[dict[str, Any]]:
         rendered = []
@@ -265,9 +358,10 @@ def observation_row(observation_id: str, patient_id: str, device_id: str, msg_id
                     type_code: str, effective: datetime, now: datetime,
                     resource: dict[str, Any]) -> Observation:
     """Return the stored row of a mapped Observation, with id and meta added and validated."""
-    resource = {"resourceType": "Observation", "id": observation_id,
-                "meta": {"versionId": "1", "lastUpdated": _instant(now),
-                         "profile": profiles_for(type_code)},
+    meta: dict[str, Any] = {"versionId": "1", "lastUpdated": _instant(now)}
+    if profiles_for(type_code):  # FHIR forbids empty arrays (spirometry has no profile)
+        meta["profile"] = profiles_for(type_code)
+    resource = {"resourceType": "Observation", "id": observation_id, "meta": meta,
                 **{k: v for k, v in resource.items() if k != "resourceType"}}
     validate_resource(resource)
     return Observation(
@@ -277,12 +371,76 @@ def observation_row(observation_id: str, patient_id: str, device_id: str, msg_id
         resource=json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
 
 
-def alert_row(patient_id: str, observation_id: str, request: AlertRequest,
+def alert_row(patient_id: str, observation_id: str | None, request: AlertRequest,
               now: datetime) -> Alert:
     """Return the stored open alert a rule asked for about one observation."""
     return Alert(patient_id=patient_id, observation_id=observation_id, rule=request.rule,
-                 severity=request.severity, reason=request.reason, details=request.details,
-                 created_at=now, updated_at=now)
+                 severity=request.severity, reason=request.reason[:500], details=request.details,
+                 created_at=now, updated_at=now, count=1, last_observation_id=observation_id)
+
+
+def raise_alerts(session: Session, patient_id: str, observation_id: str | None,
+                 requests: Sequence[AlertRequest], now: datetime) -> list[Alert]:
+    """Store requests outside the ingest batch (manual entry): open, or update the patient's
+    unresolved alert of the same rule (count + 1, worse severity, latest reason)."""
+    wanted = {r.rule for r in requests}
+    existing = {a.rule: a for a in session.exec(select(Alert).where(
+        Alert.patient_id == patient_id, col(Alert.rule).in_(wanted),
+        col(Alert.status) != "resolved"))} if wanted else {}
+    stored = []
+    for request in requests:
+        alert = existing.get(request.rule)
+        if alert is None:
+            alert = existing[request.rule] = alert_row(patient_id, observation_id, request, now)
+            session.add(alert)
+        else:
+            alert.count += 1
+            alert.severity = _worse(alert.severity, request.severity)
+            alert.reason, alert.details = request.reason[:500], request.details
+            alert.last_observation_id, alert.updated_at = observation_id, now
+        stored.append(alert)
+    return stored
+
+
+@dataclass
+class _Update:
+    """Repeats of a stored unresolved alert seen in this batch, applied after the flush."""
+
+    alert: Alert
+    repeats: int
+    severity: str
+    request: AlertRequest
+    observation_id: str | None
+
+
+_RANK = {"blue": 0, **{k: v + 1 for k, v in SEVERITY_ORDER.items()}}
+
+
+def _rank(severity: str) -> int:
+    return _RANK.get(severity, 0)
+
+
+def _worse(old: str, new: str) -> str:
+    return new if _rank(new) >= _rank(old) else old
+
+
+def _restates_limits(request: AlertRequest, ctx: rules.PatientContext) -> bool:
+    """Return whether a NEWS2 request fired only on the single-parameter trigger (3 points in
+    one parameter) for parameters whose limits the clinician has set for this patient.
+
+    Such a trigger (for example SpO2 91 % → 3 points on Scale 1) repeats with generic hospital
+    bands a limit the care plan has individualised; the threshold rule already judges the
+    value. A NEWS2 total at or above `news2_medium` is always raised.
+    """
+    if request.rule != "news2":
+        return False
+    scores = request.details.get("scores")
+    total = request.details.get("score")
+    if not isinstance(scores, dict) or not isinstance(total, int | float):
+        return False
+    single = ctx.parameters.news2_single.value
+    return total < ctx.parameters.news2_medium.value and all(
+        code in ctx.thresholds for code, points in scores.items() if points >= single)
 
 
 def _printable(errors: list[str]) -> list[str]:

@@ -32,7 +32,7 @@ from telekol.server.fhir_search import (
     observation_filter,
     reference_id,
 )
-from telekol.server.ingest import alert_row, observation_row, triage_readings
+from telekol.server.ingest import observation_row, raise_alerts, triage_readings
 from telekol.server.models import Observation, StoredResource, Threshold, User
 
 
@@ -81,8 +81,8 @@ def enter_reading(session: Session, user: User, body: Any, *, now: datetime | No
                           measurement.taken_at, now, resource)
     session.add(row)
     session.flush()
-    session.add_all([alert_row(patient_id, row.id, request, now)
-                     for requests in alerts.values() for request in requests])
+    raise_alerts(session, patient_id, row.id,
+                 [request for requests in alerts.values() for request in requests], now)
     session.add(_provenance(user, row, new_id(), now))
     session.commit()
     return json.loads(row.resource)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 from telekol.server.db import UTCDateTime, utcnow
 
@@ -158,6 +158,11 @@ class Observation(SQLModel, table=True):
 class Alert(SQLModel, table=True):
     """Something a clinician must look at, stored before anyone is told."""
 
+    # One unresolved alert per patient and rule, also across gateway processes.
+    __table_args__ = (Index("ux_alert_unresolved_patient_rule", "patient_id", "rule",
+                            unique=True, sqlite_where=text("status != 'resolved'"),
+                            postgresql_where=text("status != 'resolved'")),)
+
     id: int | None = Field(default=None, primary_key=True)
     patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
     observation_id: str | None = Field(default=None, foreign_key="observation.id")
@@ -173,6 +178,13 @@ class Alert(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=1000)
     resolved_by: int | None = Field(default=None, foreign_key="app_user.id")
     resolved_at: datetime | None = _instant(default=None)
+    # Escalation (server/escalation.py): 0 = with the first organisation of the chain.
+    escalation_level: int = 0
+    escalated_to: str | None = Field(default=None, foreign_key="organization.id", max_length=64)
+    escalated_at: datetime | None = _instant(default=None)
+    # Repeats of an open alert update it (server/ingest.py): how often, and the latest reading.
+    count: int = 1
+    last_observation_id: str | None = Field(default=None, foreign_key="observation.id")
 
 
 class StoredResource(SQLModel, table=True):
@@ -194,3 +206,92 @@ class StoredResource(SQLModel, table=True):
     version_id: int = 1
     last_updated: datetime = _instant()
     resource: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EscalationPolicy(SQLModel, table=True):
+    """Who gets an unacknowledged alert next, and after how long (server/escalation.py).
+
+    The most specific policy wins: the patient's own, then the monitoring organisation's,
+    then the global default (both ids empty). `chain` holds organisation ids or care-team
+    placeholders ("@monitoring", "@treatment", "@specialist", "@hospital", "@municipality",
+    "@gp"); organisations not on the patient's care team are skipped.
+    """
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", index=True,
+                                   max_length=64)
+    organization_id: str | None = Field(default=None, foreign_key="organization.id",
+                                        max_length=64)
+    chain: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    red_ack_minutes: int | None = 60
+    yellow_ack_minutes: int | None = None
+    source: str = Field(default="", max_length=500)
+
+
+class OpeningHours(SQLModel, table=True):
+    """One opening window of an organisation (Europe/Copenhagen); none at all = always open."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    weekday: int  # 0 = Monday ... 6 = Sunday
+    opens: str = Field(max_length=5)  # "08:00"
+    closes: str = Field(max_length=5)  # "15:30"
+
+
+class AlertEscalation(SQLModel, table=True):
+    """One escalation of an alert: to whom, from whom, when, why and by what."""
+
+    __table_args__ = (UniqueConstraint("alert_id", "level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    level: int
+    from_organization: str | None = Field(default=None, max_length=64)
+    to_organization: str = Field(foreign_key="organization.id", max_length=64)
+    at: datetime = _instant()
+    reason: str = Field(max_length=500)
+    actor: str = Field(default="scheduler", max_length=64)
+
+
+class MeasurementSchedule(SQLModel, table=True):
+    """Stand-in for care plans: a measurement expected daily by a local time.
+
+    patient_id empty = the default for every patient; a patient's own row for the same
+    code replaces it.
+    """
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", index=True,
+                                   max_length=64)
+    code: str = Field(max_length=20)
+    due_local: str = Field(max_length=5)  # "12:00", Europe/Copenhagen
+    source: str = Field(default="", max_length=500)
+
+
+class ScheduledAlertKey(SQLModel, table=True):
+    """The once-only guarantee for time-based alerts: one row per (patient, rule, occurrence).
+
+    The scheduler inserts it in the transaction that raises the alert, so a second
+    scheduler process hits the primary key and raises nothing.
+    """
+
+    patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
+    rule: str = Field(primary_key=True, max_length=50)
+    occurrence: str = Field(primary_key=True, max_length=120)
+    alert_id: int | None = Field(default=None, foreign_key="alert.id")
+    created_at: datetime = _instant()
+
+
+class PatientRuleSettings(SQLModel, table=True):
+    """A clinician's rule settings for one patient: hypercapnic (NEWS2 Scale 2), overrides.
+
+    `overrides` maps RuleParameters names to numbers (server/rules/parameters.py).
+    """
+
+    patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
+    hypercapnic: bool = False
+    overrides: dict[str, float] = Field(default_factory=dict,
+                                        sa_column=Column(JSON, nullable=False))
+    set_by: str = Field(default="", max_length=200)
+    set_at: datetime = _instant(default_factory=utcnow)
+    source: str = Field(default="", max_length=500)

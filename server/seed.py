@@ -11,7 +11,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 from telekol.server.accounts import hash_password
-from telekol.server.models import CareTeamMember, Device, Organization, Patient, Threshold, User
+from telekol.server.models import (
+    CareTeamMember,
+    Device,
+    Organization,
+    Patient,
+    PatientRuleSettings,
+    Threshold,
+    User,
+)
 from telekol.server.provisioning import provision_device
 
 DEMO_PASSWORD = "telekol-demo"
@@ -45,6 +53,12 @@ TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "speci
 SPO2_LIMITS = {"red_low": 88.0, "yellow_low": 92.0}
 SPO2_SOURCE = ("Demo limits from the TeleKOL contract; cf. SpO2 < 90 % and the 88-92 % target "
                "for hypercapnic COPD in docs/clinical.md. Set per patient by the GP.")
+# Demo rule settings (server/rules, docs/alerting.md): Inge is marked hypercapnic (NEWS2 SpO2
+# Scale 2, target 88-92 %) and her CAT alert needs a rise of 3 instead of the MCID of 2.
+RULE_SETTINGS: dict[str, tuple[bool, dict[str, float]]] = {
+    "2207389998": (True, {"cat_mcid": 3}),
+}
+RULE_SETTINGS_SOURCE = "Demo rule settings set by the GP (demo data, not clinical advice)"
 
 
 def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
@@ -65,6 +79,11 @@ def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
                                            role=TEAM_ROLE[kinds[org_id]]))
         gp = next(org for org in team if kinds[org] == "gp")
         _ensure_spo2_limits(session, patient.id, gp_names[gp])
+        if cpr in RULE_SETTINGS and session.get(PatientRuleSettings, patient.id) is None:
+            hypercapnic, overrides = RULE_SETTINGS[cpr]
+            session.add(PatientRuleSettings(
+                patient_id=patient.id, hypercapnic=hypercapnic, overrides=overrides,
+                set_by=gp_names[gp], source=RULE_SETTINGS_SOURCE))
         device_id = f"hub-{index:04d}"
         password = demo_device_password(device_id)
         if session.get(Device, device_id) is None:

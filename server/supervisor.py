@@ -110,6 +110,7 @@ def run_demo(settings: Settings, *, simulate: bool, patients: int) -> int:
     fixture = prepare(settings, patients)
     env = child_env(settings)
     parts = [Part("broker", ["broker"]), Part("gateway", ["gateway"]), Part("server", ["server"])]
+    parts.append(Part("scheduler", ["scheduler"]))
     if simulate:
         parts.append(Part("simulator", ["simulate"]))
     stop = threading.Event()

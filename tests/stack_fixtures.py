@@ -25,6 +25,8 @@ from telekol.server.broker import BrokerProcess
 from telekol.server.config import Settings, load_settings
 from telekol.server.supervisor import Part, child_env, free_port, prepare, wait_for_health
 
+from tests.conftest import BACKENDS
+
 
 @dataclass
 class Stack:
@@ -165,14 +167,10 @@ def stop_stack(stack: Stack) -> None:
     stack.broker.stop()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def stack(request: pytest.FixtureRequest, database_factory,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Yield a running platform, once per database backend."""
-    from tests.conftest import PG
-
-    if request.param == "postgresql" and not PG:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     running = start_stack(database_factory(request.param),
                           str(tmp_path_factory.mktemp(f"stack-{request.param}")))
     yield running

@@ -200,3 +200,25 @@ def test_blood_pressure_limits_apply_to_each_component(engine, fixture) -> None:
     with Session(engine) as session:
         stored = json.loads(session.exec(select(Observation)).one().resource)
     assert stored["interpretation"][0]["coding"][0]["code"] == "HH"
+
+
+def _has_empty_list(node: object) -> bool:
+    if isinstance(node, list):
+        return not node or any(_has_empty_list(item) for item in node)
+    if isinstance(node, dict):
+        return any(_has_empty_list(value) for value in node.values())
+    return False
+
+
+@pytest.mark.parametrize("code", ["spo2", "fev1", "fvc", "pef", "weight", "temperature"])
+def test_stored_observations_hold_no_empty_arrays(engine, fixture, code) -> None:
+    # FHIR forbids empty arrays and fhir.resources does not check it.
+    device = fixture["devices"][0]["device_id"]
+    value = {"spo2": 95, "fev1": 1.2, "fvc": 2.0, "pef": 300, "weight": 70,
+             "temperature": 37}[code]
+    body = {"msg_id": f"e-{code}", "taken_at": (NOW - timedelta(minutes=1)).isoformat(),
+            "readings": [{"code": code, "value": value}]}
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, body)])
+    with Session(engine) as session:
+        stored = json.loads(session.exec(select(Observation)).one().resource)
+    assert not _has_empty_list(stored)

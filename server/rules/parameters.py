@@ -63,6 +63,7 @@ class RuleParameters:
     battery_low_percent: Parameter
     clock_skew_minutes: Parameter
     rejections_in_a_row: Parameter
+    late_after_minutes: Parameter
 
 
 # name, default, unit, source
@@ -88,6 +89,7 @@ DEFAULTS: tuple[tuple[str, float, str, str], ...] = (
     ("battery_low_percent", 20, "%", OPERATIONAL),
     ("clock_skew_minutes", 10, "minutes", OPERATIONAL),
     ("rejections_in_a_row", 3, "messages", OPERATIONAL),
+    ("late_after_minutes", 10, "minutes", OPERATIONAL),
 )
 # fmt: on
 

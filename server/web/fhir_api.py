@@ -32,7 +32,7 @@ from telekol.server.web.fhir_http import (
     searchset,
 )
 
-__all__ = ["bp", "fhir_directory_api", "fhir_write", "outcome_response"]
+__all__ = ["bp", "fhir_directory_api", "fhir_questionnaire_api", "fhir_write", "outcome_response"]
 
 
 def search(kind: str, query: Any, key: SortKey, render: Callable[[Any], dict[str, Any]],
@@ -116,7 +116,7 @@ def _observation_includes(found: list[dict[str, Any]], wanted: list[str]) -> lis
 @bp.get("/Patient/<patient_id>/$everything")
 @fhir_auth
 def everything(patient_id: str) -> Response:
-    """Return the patient, devices, observations and provenance held about them as a Bundle."""
+    """Return the patient, devices, observations, questionnaire responses and provenance."""
     patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
@@ -144,4 +144,8 @@ def read_device(device_id: str) -> Response:
 
 
 # Registered on the same blueprint; imported last because they use `search` above.
-from telekol.server.web import fhir_directory_api, fhir_write  # noqa: E402
+from telekol.server.web import (  # noqa: E402
+    fhir_directory_api,
+    fhir_questionnaire_api,
+    fhir_write,
+)

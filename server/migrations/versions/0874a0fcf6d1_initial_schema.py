@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d3811cee166a
+Revision ID: 0874a0fcf6d1
 Revises: 
-Create Date: 2026-11-25 22:04:02.860786
+Create Date: 2026-11-25 22:19:28.504497
 """
 from collections.abc import Sequence
 
@@ -13,7 +13,7 @@ from alembic import op
 import telekol.server.db
 
 
-revision: str = 'd3811cee166a'
+revision: str = '0874a0fcf6d1'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -106,6 +106,33 @@ def upgrade() -> None:
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_device_patient_id'), ['patient_id'], unique=False)
 
+    op.create_table('escalationpolicy',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('organization_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('chain', sa.JSON(), nullable=False),
+    sa.Column('red_ack_minutes', sa.Integer(), nullable=True),
+    sa.Column('yellow_ack_minutes', sa.Integer(), nullable=True),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('escalationpolicy', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_escalationpolicy_patient_id'), ['patient_id'], unique=False)
+
+    op.create_table('measurementschedule',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('due_local', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('measurementschedule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_measurementschedule_patient_id'), ['patient_id'], unique=False)
+
     op.create_table('observation',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -126,6 +153,28 @@ def upgrade() -> None:
         batch_op.create_index('ix_observation_patient_effective', ['patient_id', 'effective'], unique=False)
         batch_op.create_index('ix_observation_patient_type_effective', ['patient_id', 'type_code', 'effective'], unique=False)
 
+    op.create_table('openinghours',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('organization_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('weekday', sa.Integer(), nullable=False),
+    sa.Column('opens', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+    sa.Column('closes', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('openinghours', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_openinghours_organization_id'), ['organization_id'], unique=False)
+
+    op.create_table('patientrulesettings',
+    sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('hypercapnic', sa.Boolean(), nullable=False),
+    sa.Column('overrides', sa.JSON(), nullable=False),
+    sa.Column('set_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('set_at', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('patient_id')
+    )
     op.create_table('storedresource',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('resource_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -175,7 +224,14 @@ def upgrade() -> None:
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('resolved_by', sa.Integer(), nullable=True),
     sa.Column('resolved_at', telekol.server.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.Column('escalated_to', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('escalated_at', telekol.server.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('last_observation_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.ForeignKeyConstraint(['acknowledged_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['escalated_to'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['last_observation_id'], ['observation.id'], ),
     sa.ForeignKeyConstraint(['observation_id'], ['observation.id'], ),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.ForeignKeyConstraint(['resolved_by'], ['app_user.id'], ),
@@ -185,13 +241,47 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_alert_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_patient_id'), ['patient_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_updated_at'), ['updated_at'], unique=False)
+        batch_op.create_index('ux_alert_unresolved_patient_rule', ['patient_id', 'rule'], unique=True, sqlite_where=sa.text("status != 'resolved'"), postgresql_where=sa.text("status != 'resolved'"))
 
+    op.create_table('alertescalation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('from_organization', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('to_organization', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('at', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['alert_id'], ['alert.id'], ),
+    sa.ForeignKeyConstraint(['to_organization'], ['organization.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('alert_id', 'level')
+    )
+    with op.batch_alter_table('alertescalation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alertescalation_alert_id'), ['alert_id'], unique=False)
+
+    op.create_table('scheduledalertkey',
+    sa.Column('patient_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rule', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+    sa.Column('occurrence', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', telekol.server.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['alert_id'], ['alert.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('patient_id', 'rule', 'occurrence')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('scheduledalertkey')
+    with op.batch_alter_table('alertescalation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alertescalation_alert_id'))
+
+    op.drop_table('alertescalation')
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index('ux_alert_unresolved_patient_rule', sqlite_where=sa.text("status != 'resolved'"), postgresql_where=sa.text("status != 'resolved'"))
         batch_op.drop_index(batch_op.f('ix_alert_updated_at'))
         batch_op.drop_index(batch_op.f('ix_alert_patient_id'))
         batch_op.drop_index(batch_op.f('ix_alert_created_at'))
@@ -206,11 +296,24 @@ def downgrade() -> None:
         batch_op.drop_index('ix_storedresource_patient_id')
 
     op.drop_table('storedresource')
+    op.drop_table('patientrulesettings')
+    with op.batch_alter_table('openinghours', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_openinghours_organization_id'))
+
+    op.drop_table('openinghours')
     with op.batch_alter_table('observation', schema=None) as batch_op:
         batch_op.drop_index('ix_observation_patient_type_effective')
         batch_op.drop_index('ix_observation_patient_effective')
 
     op.drop_table('observation')
+    with op.batch_alter_table('measurementschedule', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_measurementschedule_patient_id'))
+
+    op.drop_table('measurementschedule')
+    with op.batch_alter_table('escalationpolicy', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_escalationpolicy_patient_id'))
+
+    op.drop_table('escalationpolicy')
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_device_patient_id'))
 

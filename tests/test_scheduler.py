@@ -1,0 +1,99 @@
+"""The scheduler: time-based alerts raised once, even with two schedulers at the same moment."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, time, timedelta
+
+from sqlmodel import Session, func, select
+from telekol.server.escalation import TIMEZONE
+from telekol.server.models import Alert, Device, Patient, ScheduledAlertKey
+from telekol.server.scheduler import Scheduler, ensure_defaults
+
+
+def evening_after_enrolment(engine) -> datetime:
+    """Return 18:00 local, three days after the last demo patient was created."""
+    with Session(engine) as session:
+        created = session.exec(select(func.max(Patient.created_at))).one()
+    day = created.astimezone(TIMEZONE).date() + timedelta(days=3)
+    return datetime.combine(day, time(18), TIMEZONE)
+
+
+def run_in_parallel(engine, now: datetime) -> list[dict]:
+    published: list[dict] = []
+    schedulers = [Scheduler(engine, published.extend, clock=lambda: now) for _ in range(2)]
+    threads = [threading.Thread(target=s.run_once) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return published
+
+
+def count(engine, rule: str, patient_id: str) -> int:
+    with Session(engine) as session:
+        return len(session.exec(select(Alert).where(
+            Alert.rule == rule, Alert.patient_id == patient_id)).all())
+
+
+def test_two_schedulers_raise_a_missing_measurement_once(engine, demo) -> None:
+    ensure_defaults(engine)
+    now = evening_after_enrolment(engine)
+    published = run_in_parallel(engine, now)
+    for patient in demo["patients"]:
+        assert count(engine, "missing:spo2", patient["id"]) == 1
+    with Session(engine) as session:
+        keys = session.exec(select(ScheduledAlertKey)).all()
+    # Yesterday's and today's 12:00 occurrences, once each, one alert per patient.
+    assert len(keys) == 2 * len(demo["patients"])
+    assert {e["data"]["severity"] for e in published} == {"blue"}
+    assert run_in_parallel(engine, now) == []
+
+
+def test_a_measurement_taken_in_time_raises_nothing(engine, demo) -> None:
+    ensure_defaults(engine)
+    now = evening_after_enrolment(engine)
+    with Session(engine) as session:  # no schedule at all: nothing is missing
+        from telekol.server.models import MeasurementSchedule
+        session.delete(session.get(MeasurementSchedule, "default-spo2"))
+        session.commit()
+    assert run_in_parallel(engine, now) == []
+
+
+def test_a_silent_device_gives_one_blue_alert(engine, demo) -> None:
+    now = evening_after_enrolment(engine)
+    device_id, patient_id = demo["devices"][0]["device_id"], demo["devices"][0]["patient"]
+    with Session(engine) as session:
+        device = session.get(Device, device_id)
+        assert device is not None
+        device.last_seen_at = now - timedelta(hours=30)
+        session.add(device)
+        session.commit()
+    published = run_in_parallel(engine, now)
+    published += run_in_parallel(engine, now + timedelta(minutes=1))
+    assert count(engine, "device:silent", patient_id) == 1
+    [event] = [e for e in published if e["data"]["rule"] == "device:silent"]
+    assert f"patient:{patient_id}" in event["rooms"]
+
+
+def test_the_scheduler_escalates_and_stops_when_asked(engine, demo) -> None:
+    ensure_defaults(engine)
+    now = evening_after_enrolment(engine)
+    patient_id = demo["patients"][0]["id"]
+    with Session(engine) as session:
+        session.add(Alert(patient_id=patient_id, rule="threshold:spo2", severity="red",
+                          reason="SpO2 84 %", created_at=now - timedelta(hours=2),
+                          updated_at=now - timedelta(hours=2)))
+        session.commit()
+    published: list[dict] = []
+    stop = threading.Event()
+    scheduler = Scheduler(engine, published.extend, clock=lambda: now, interval=3600)
+    thread = threading.Thread(target=scheduler.run, args=(stop,))
+    thread.start()
+    while thread.is_alive() and not any("escalated_to" in e["data"] for e in published):
+        thread.join(0.05)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    [event] = [e for e in published if "escalated_to" in e["data"]]
+    assert event["data"]["escalated_to"] == "hosp-lung" and "org:hosp-lung" in event["rooms"]
