@@ -68,8 +68,8 @@ def _session(reading: Reading, ctx: PatientContext) -> dict[str, float]:
     for code in MEASURED:
         if code == reading.code:
             continue
-        near = [r for r in ctx.recent if r.code == code and abs(r.taken_at - reading.taken_at)
-                <= window]
+        near = ctx.history(code, reading.taken_at - window,
+                           reading.taken_at + window + timedelta(microseconds=1))
         if near:
             values[code] = min(near, key=lambda r: abs(r.taken_at - reading.taken_at)).value
     return {code: values[code] for code in MEASURED if code in values}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from telekol.server.rules.parameters import RuleParameters, default_parameters
@@ -58,8 +60,17 @@ class PatientContext:
 
     def history(self, code: str, start: datetime, end: datetime) -> list[Reading]:
         """Return readings of `code` taken in [start, end), oldest first."""
-        found = [r for r in self.recent if r.code == code and start <= r.taken_at < end]
-        return sorted(found, key=lambda r: r.taken_at)
+        times, readings = self._by_code.get(code, ([], []))
+        return readings[bisect_left(times, start):bisect_left(times, end)]
+
+    @cached_property
+    def _by_code(self) -> dict[str, tuple[list[datetime], list[Reading]]]:
+        # Indexed once per snapshot: rules look up windows for every reading, and a hub
+        # uploading a backlog would otherwise make that quadratic.
+        groups: dict[str, list[Reading]] = {}
+        for reading in sorted(self.recent, key=lambda r: r.taken_at):
+            groups.setdefault(reading.code, []).append(reading)
+        return {code: ([r.taken_at for r in rs], rs) for code, rs in groups.items()}
 
     def local(self, moment: datetime) -> datetime:
         """Return `moment` in the patient's time zone (calendar days, times in reasons)."""
