@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import login_required, login_user, logout_user
-from telekol.server.accounts import authenticate
-from telekol.server.models import Organization
-from telekol.server.web.auth import the_user
+from flask_login import login_required, logout_user
+from sqlmodel import col, select
+from telekol.server.access import visible_patient_ids
+from telekol.server.models import CareTeamMember, Organization, User
+from telekol.server.web.auth import attempt_login, start_session, the_user
 from telekol.server.web.context import db
 from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
 
@@ -28,11 +30,16 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/login")
 def login_submit():  # type: ignore[no-untyped-def]
     """Log a user in with the form fields `username` and `password`."""
-    user = authenticate(db(), request.form.get("username", ""), request.form.get("password", ""))
-    if user is None:
+    user, wait = attempt_login(request.form.get("username", ""),
+                               request.form.get("password", ""))
+    if wait:
+        page = render_template("login.html", next=_safe_next(),
+                               error=_("Too many failed logins. Try again in a minute."))
+        return page, 429, {"Retry-After": str(wait)}
+    if user is None:  # also when the account is locked: the page does not reveal it
         return render_template("login.html", error=_("Wrong username or password."),
                                next=_safe_next()), 401
-    login_user(user)
+    start_session(user)
     return redirect(_safe_next() or url_for("ui.dashboard"))
 
 
@@ -49,7 +56,38 @@ def dashboard():  # type: ignore[no-untyped-def]
     """Show the user's patients with their latest readings and live alerts."""
     user = the_user()
     organization = db().get(Organization, user.organization_id) if user.organization_id else None
-    return render_template("dashboard.html", user=user, organization=organization)
+    return render_template("dashboard.html", user=user, organization=organization,
+                           viewer=_viewer(user, organization), org_names=_org_names(user))
+
+
+CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
+
+
+def _viewer(user: User, organization: Organization | None) -> dict[str, Any]:
+    # What the dashboard script needs to know about the person looking at it. The server
+    # decides who may act (403 otherwise); this only hides buttons that would be refused.
+    monitoring: list[str] = []
+    if organization is not None:
+        monitoring = list(db().exec(select(CareTeamMember.patient_id).where(
+            CareTeamMember.organization_id == organization.id,
+            CareTeamMember.role == "monitoring")))
+    return {"can_act": user.role in CLINICAL_ROLES,
+            "organization": organization.id if organization else None,
+            "organization_kind": organization.kind if organization else None,
+            # GP clinics are told of red alerts in their inbox (issue 5, item 4).
+            "inbox": bool(organization and organization.kind == "gp"),
+            # Used only while alerts do not yet name the responsible organisation.
+            "monitoring": monitoring}
+
+
+def _org_names(user: User) -> dict[str, str]:
+    # Names of the organisations on the care teams of the user's patients (for "Responsible:"
+    # and "escalated to" when an alert carries only an organisation id).
+    rows = db().exec(select(Organization.id, Organization.name).join(
+        CareTeamMember, col(CareTeamMember.organization_id) == col(Organization.id)).where(
+        col(CareTeamMember.patient_id).in_(visible_patient_ids(user).scalar_subquery()))
+        .distinct())
+    return dict(rows.all())
 
 
 @bp.get("/language/<code>")

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from telekol.server.alert_lifecycle import live_event
+from telekol.server.alert_lifecycle import live_event, record
 from telekol.server.models import (
     Alert,
     AlertEscalation,
@@ -179,6 +179,8 @@ def _apply(engine: Engine, step: Escalation, now: datetime) -> dict[str, Any] | 
         session.add(AlertEscalation(alert_id=step.alert_id, level=step.level, at=now,
                                     from_organization=step.from_org,
                                     to_organization=step.to_org, reason=step.reason))
+        record(session, alert, "escalated", "scheduler", now,
+               note=f"{step.from_org} -> {step.to_org}: {step.reason}")
         try:
             session.flush()
         except IntegrityError:

@@ -46,6 +46,11 @@ def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
         "acknowledged_at": instant(alert.acknowledged_at), "acknowledged_by": None,
         "resolved_at": instant(alert.resolved_at), "resolved_by": None, "note": alert.note,
         "count": alert.count, "first_observation": alert.observation_id,
+        "snoozed_until": instant(alert.snoozed_until), "snooze_reason": alert.snooze_reason,
+        "patient_message": alert.patient_message, "resolution": alert.resolution,
+        "responsible": None,  # filled in by alert_lifecycle.alert_view (needs the care team)
+        "escalation_level": alert.escalation_level, "escalated_to": alert.escalated_to,
+        "escalated_at": instant(alert.escalated_at),
     }
 
 

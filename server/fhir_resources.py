@@ -130,6 +130,16 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             _param("authored", "date"), _ID],
             documentation="_sort: authored, _lastUpdated or _id, each optionally descending "
                           "(default -authored)"),
+        _resource("Task", read_search, [
+            _param("patient", "reference"), _param("subject", "reference"),
+            _param("status", "token", "requested (open), in-progress (acknowledged), on-hold "
+                   "(snoozed), completed (resolved)"),
+            _param("priority", "token", "asap (red), urgent (yellow), routine (blue)"),
+            _param("owner", "reference", "Organization/{id} that must act"),
+            _param("_lastUpdated", "date"), _ID],
+            documentation="one Task per alert (id alert-{id}), visible to the patient's care "
+                          "team; _sort: authored-on, _lastUpdated or _id, each optionally "
+                          "descending (default -authored-on)"),
     ]
     paging = [_param("_count", "number", "page size, 0 for the total only"),
               _param("_summary", "token", "count: the total only"),

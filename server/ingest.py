@@ -24,7 +24,7 @@ from telekol.fhir.observation import Triage, observations_for, profiles_for
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.fhir.reference_range import reference_ranges
 from telekol.fhir.validation import validate_resource
-from telekol.server import events, rules
+from telekol.server import alert_lifecycle, events, inbox, rules
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
@@ -136,6 +136,7 @@ class _Batch:
         self.open_alerts: dict[tuple[str, str], Alert] = {}
         self.updates: dict[int, _Update] = {}
         self.alert_events: set[int] = set()  # id() of alerts already queued as events
+        self.updated: list[Alert] = []  # stored alerts this batch updated
 
     def run(self) -> IngestResult:
         self._load_context()
@@ -146,6 +147,9 @@ class _Batch:
         self._apply_updates()
         self.session.add_all(self.alerts)
         self.session.flush()
+        for alert, action in [*((a, "created") for a in self.alerts),
+                              *((a, "updated") for a in self.updated)]:
+            inbox.after_change(self.session, alert, action, "gateway", self.now)  # audit, GP
         self.result.events.extend(self._render_events())
         return self.result
 
@@ -313,13 +317,14 @@ class _Batch:
                                        for k, r in self.pending_events]
             else:
                 self.session.refresh(change.alert)
+                self.updated.append(change.alert)
 
     def _render_events(self) -> list[dict[str, Any]]:
         rendered = []
         for kind, row in self.pending_events:
             patient = self.patients[row.patient_id]
             rooms = events.rooms_for(patient.id, self.care_teams.get(patient.id, []))
-            data = (events.alert_payload(row, patient) if kind == "alert"
+            data = (alert_lifecycle.alert_view(self.session, row, patient) if kind == "alert"
                     else events.observation_payload(row, patient))
             rendered.append({"type": kind, "rooms": rooms, "data": data})
         return rendered
@@ -380,25 +385,32 @@ def alert_row(patient_id: str, observation_id: str | None, request: AlertRequest
 
 
 def raise_alerts(session: Session, patient_id: str, observation_id: str | None,
-                 requests: Sequence[AlertRequest], now: datetime) -> list[Alert]:
+                 requests: Sequence[AlertRequest], now: datetime,
+                 actor_user_id: int | None = None) -> list[Alert]:
     """Store requests outside the ingest batch (manual entry): open, or update the patient's
     unresolved alert of the same rule (count + 1, worse severity, latest reason)."""
     wanted = {r.rule for r in requests}
     existing = {a.rule: a for a in session.exec(select(Alert).where(
         Alert.patient_id == patient_id, col(Alert.rule).in_(wanted),
         col(Alert.status) != "resolved"))} if wanted else {}
-    stored = []
+    stored, actions = [], []
     for request in requests:
         alert = existing.get(request.rule)
         if alert is None:
             alert = existing[request.rule] = alert_row(patient_id, observation_id, request, now)
             session.add(alert)
+            actions.append("created")
         else:
+            actions.append("updated")
             alert.count += 1
             alert.severity = _worse(alert.severity, request.severity)
             alert.reason, alert.details = request.reason[:500], request.details
             alert.last_observation_id, alert.updated_at = observation_id, now
         stored.append(alert)
+    session.flush()
+    for alert, action in zip(stored, actions, strict=True):
+        inbox.after_change(session, alert, action, "user" if actor_user_id else "gateway", now,
+                           actor_user_id)
     return stored
 
 

@@ -82,7 +82,8 @@ def enter_reading(session: Session, user: User, body: Any, *, now: datetime | No
     session.add(row)
     session.flush()
     raise_alerts(session, patient_id, row.id,
-                 [request for requests in alerts.values() for request in requests], now)
+                 [request for requests in alerts.values() for request in requests], now,
+                 actor_user_id=user.id)
     session.add(_provenance(user, row, new_id(), now))
     session.commit()
     return json.loads(row.resource)

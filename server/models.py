@@ -37,6 +37,12 @@ class User(SQLModel, table=True):
     patient_id: str | None = Field(default=None, foreign_key="patient.id")
     active: bool = True
     created_at: datetime = _instant(default_factory=utcnow)
+    # Lock-out (server/accounts.py): consecutive failed logins, and until when refused.
+    failed_logins: int = 0
+    locked_until: datetime | None = _instant(default=None)
+    # Signed into every bearer token and session; bumped on a password change or
+    # deactivation, which invalidates everything issued before.
+    token_version: int = 0
 
     # The session protocol Flask-Login expects, without importing Flask here.
     is_authenticated: ClassVar[bool] = True
@@ -185,6 +191,12 @@ class Alert(SQLModel, table=True):
     # Repeats of an open alert update it (server/ingest.py): how often, and the latest reading.
     count: int = 1
     last_observation_id: str | None = Field(default=None, foreign_key="observation.id")
+    # Workflow (server/alert_lifecycle.py): snooze, the message the patient sees on
+    # acknowledgement, and how it was resolved ("manual" | "automatic").
+    snoozed_until: datetime | None = _instant(default=None)
+    snooze_reason: str | None = Field(default=None, max_length=500)
+    patient_message: str | None = Field(default=None, max_length=1000)
+    resolution: str | None = Field(default=None, max_length=20)
 
 
 class StoredResource(SQLModel, table=True):
@@ -295,3 +307,31 @@ class PatientRuleSettings(SQLModel, table=True):
     set_by: str = Field(default="", max_length=200)
     set_at: datetime = _instant(default_factory=utcnow)
     source: str = Field(default="", max_length=500)
+
+
+class AlertTransition(SQLModel, table=True):
+    """The audit trail: one row per change of an alert, written in the same transaction."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    at: datetime = _instant()
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor: str = Field(max_length=20)  # user | gateway | scheduler
+    # created | updated | acknowledged | snoozed | unsnoozed | resolved | auto-resolved |
+    # escalated
+    action: str = Field(max_length=20)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class InboxItem(SQLModel, table=True):
+    """A red alert in a treating organisation's (the GP's) inbox; once per alert and org."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "alert_id"),
+                      Index("ix_inboxitem_organization_created", "organization_id",
+                            "created_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: str = Field(foreign_key="organization.id", max_length=64)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    created_at: datetime = _instant()
+    read_at: datetime | None = _instant(default=None)

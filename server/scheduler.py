@@ -1,4 +1,5 @@
-"""`telekol scheduler`: every N seconds, escalations and the time-based rules.
+"""`telekol scheduler`: every N seconds, escalations, snoozes that ran out, automatic
+resolves and the time-based rules.
 
 Several scheduler processes may run: a time-based alert is raised once because its
 ScheduledAlertKey row (patient, rule, occurrence) is inserted in the same transaction;
@@ -14,11 +15,12 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from telekol.server import events
-from telekol.server.alert_lifecycle import live_event
+from telekol.server import events, inbox
+from telekol.server.alert_lifecycle import live_event, record
 from telekol.server.db import session_scope, utcnow
 from telekol.server.escalation import TIMEZONE, apply_escalations, ensure_default_policy
 from telekol.server.models import (
@@ -27,8 +29,10 @@ from telekol.server.models import (
     MeasurementSchedule,
     Observation,
     Patient,
+    PatientRuleSettings,
     ScheduledAlertKey,
 )
+from telekol.server.rule_context import parameters_for
 from telekol.server.rules import (
     DeviceState,
     PatientContext,
@@ -106,6 +110,8 @@ class Scheduler:
         """Do one round at `clock()`; return (and publish) its live events."""
         now = self.clock()
         found = apply_escalations(self.engine, now)
+        found.extend(self.unsnooze(now))
+        found.extend(self.auto_resolve(now))
         with Session(self.engine) as session:
             patients = list(session.exec(select(Patient)))
             schedule = list(session.exec(select(MeasurementSchedule)))
@@ -113,6 +119,61 @@ class Scheduler:
             found.extend(self._patient(patient, schedule, now))
         if found:
             self.publish(found)
+        return found
+
+    def unsnooze(self, now: datetime) -> list[dict[str, Any]]:
+        """Reopen snoozed alerts whose time has passed; one transaction per alert."""
+        with Session(self.engine) as session:
+            ids = list(session.exec(select(Alert.id).where(
+                Alert.status == "snoozed", col(Alert.snoozed_until) <= now)))
+        found = []
+        for alert_id in ids:
+            with Session(self.engine, expire_on_commit=False) as session:
+                done = session.execute(
+                    update(Alert).where(col(Alert.id) == alert_id, col(Alert.status) == "snoozed",
+                                        col(Alert.snoozed_until) <= now)
+                    .values(status="open", snoozed_until=None, snooze_reason=None, updated_at=now)
+                    .execution_options(synchronize_session=False))
+                alert = session.get(Alert, alert_id)
+                if getattr(done, "rowcount", 0) != 1 or alert is None:
+                    continue  # acknowledged, resolved or reopened by another process meanwhile
+                record(session, alert, "unsnoozed", "scheduler", now, note="snooze ended")
+                found.append(live_event(session, alert))
+                session.commit()
+        return found
+
+    def auto_resolve(self, now: datetime) -> list[dict[str, Any]]:
+        """Resolve unresolved reading-based alerts whose rule has not fired again for the
+        patient's `auto_resolve_hours` (measured from receipt of the latest reading that
+        raised it). Time-based alerts (no reading) are left to clinicians."""
+        latest = func.coalesce(Alert.last_observation_id, Alert.observation_id)
+        with Session(self.engine) as session:
+            rows = [(a.id, a.patient_id, a.rule, a.last_observation_id or a.observation_id,
+                     issued) for a, issued in session.exec(select(Alert, Observation.issued).join(
+                        Observation, col(Observation.id) == latest).where(
+                        col(Alert.status) != "resolved"))]
+            settings = {s.patient_id: s for s in session.exec(select(PatientRuleSettings).where(
+                col(PatientRuleSettings.patient_id).in_({r[1] for r in rows})))}
+        found = []
+        for alert_id, patient_id, rule, observation_id, issued in rows:
+            hours = parameters_for(settings.get(patient_id)).auto_resolve_hours.value
+            if now - issued < timedelta(hours=hours):
+                continue
+            with Session(self.engine, expire_on_commit=False) as session:
+                done = session.execute(
+                    update(Alert).where(col(Alert.id) == alert_id,
+                                        col(Alert.status) != "resolved", latest == observation_id)
+                    .values(status="resolved", resolution="automatic", resolved_by=None,
+                            resolved_at=now, updated_at=now, snoozed_until=None,
+                            snooze_reason=None)
+                    .execution_options(synchronize_session=False))
+                alert = session.get(Alert, alert_id)
+                if getattr(done, "rowcount", 0) != 1 or alert is None:
+                    continue  # fired again or resolved meanwhile
+                record(session, alert, "auto-resolved", "scheduler", now,
+                       note=f"{rule} has not fired for {hours:g} h")
+                found.append(live_event(session, alert))
+                session.commit()
         return found
 
     def _patient(self, patient: Patient, schedule: list[MeasurementSchedule],
@@ -133,6 +194,7 @@ class Scheduler:
             alert = session.exec(select(Alert).where(
                 Alert.patient_id == patient.id, Alert.rule == request.rule,
                 col(Alert.status) != "resolved")).first()
+            action = "updated" if alert is not None else "created"
             if alert is None:  # one unresolved alert per patient and rule: repeats update it
                 alert = Alert(patient_id=patient.id, rule=request.rule, created_at=now,
                               severity=request.severity, updated_at=now,
@@ -148,6 +210,7 @@ class Scheduler:
                 session.flush()
             except IntegrityError:
                 return None  # another scheduler raised this occurrence first
+            inbox.after_change(session, alert, action, "scheduler", now)  # audit, GP if red
             event = live_event(session, alert)
             session.commit()
         return event

@@ -14,6 +14,7 @@ from telekol.server.accounts import hash_password
 from telekol.server.models import (
     CareTeamMember,
     Device,
+    EscalationPolicy,
     Organization,
     Patient,
     PatientRuleSettings,
@@ -59,6 +60,15 @@ RULE_SETTINGS: dict[str, tuple[bool, dict[str, float]]] = {
     "2207389998": (True, {"cat_mcid": 3}),
 }
 RULE_SETTINGS_SOURCE = "Demo rule settings set by the GP (demo data, not clinical advice)"
+# Demo escalation (server/escalation.py): so that `make demo` shows an unacknowledged red alert
+# move to the hospital within minutes, Bøstrup's home nurses get a 3-minute limit; their
+# patients with the hospital on the team (Jørgen Test Pedersen) escalate after 3 minutes.
+# Every other patient keeps the global default (60 minutes). Demo data, not clinical advice.
+DEMO_ESCALATION: dict[str, Any] = {
+    "id": "demo-muni-boestrup", "organization_id": "muni-boestrup",
+    "chain": ["@monitoring", "@hospital"], "red_ack_minutes": 3,
+    "source": "Demo escalation policy (3 minutes so the demo shows escalation to the "
+              "hospital); demo data, not clinical advice"}
 
 
 def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
@@ -93,6 +103,8 @@ def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
                                     "care_team": team})
         fixture["devices"].append({"device_id": device_id, "mqtt_username": device_id,
                                    "mqtt_password": password, "patient": patient.id})
+    if session.get(EscalationPolicy, DEMO_ESCALATION["id"]) is None:
+        session.add(EscalationPolicy(**DEMO_ESCALATION))
     first = fixture["patients"][0]["id"]
     user_rows = [*USERS, ("patient.karen", "Karen Test Jensen", "patient", None)]
     for username, display, role, org in user_rows:

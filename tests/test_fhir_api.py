@@ -361,7 +361,7 @@ def test_the_capability_statement_lists_exactly_what_is_implemented(app) -> None
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert set(resources) == {"Patient", "Observation", "Device", "Organization",
                               "Practitioner", "PractitionerRole", "Provenance",
-                              "Questionnaire", "QuestionnaireResponse"}
+                              "Questionnaire", "QuestionnaireResponse", "Task"}
     observation = resources["Observation"]
     assert {i["code"] for i in observation["interaction"]} == {"read", "search-type", "create"}
     assert observation["conditionalCreate"] is True

@@ -90,10 +90,10 @@ def test_the_scheduler_escalates_and_stops_when_asked(engine, demo) -> None:
     scheduler = Scheduler(engine, published.extend, clock=lambda: now, interval=3600)
     thread = threading.Thread(target=scheduler.run, args=(stop,))
     thread.start()
-    while thread.is_alive() and not any("escalated_to" in e["data"] for e in published):
+    while thread.is_alive() and not any(e["data"].get("escalated_to") for e in published):
         thread.join(0.05)
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
-    [event] = [e for e in published if "escalated_to" in e["data"]]
+    [event] = [e for e in published if e["data"].get("escalated_to")]
     assert event["data"]["escalated_to"] == "hosp-lung" and "org:hosp-lung" in event["rooms"]

@@ -26,6 +26,9 @@ OPERATIONAL = ("TeleKOL operational default (no clinical source); "
                "set by the monitoring organisation")
 
 
+AUTO_RESOLVE = "TeleKOL operational default; needs clinical sign-off"
+
+
 class UnknownParameter(KeyError):
     """An override names a parameter no rule uses."""
 
@@ -64,6 +67,7 @@ class RuleParameters:
     clock_skew_minutes: Parameter
     rejections_in_a_row: Parameter
     late_after_minutes: Parameter
+    auto_resolve_hours: Parameter
 
 
 # name, default, unit, source
@@ -90,6 +94,7 @@ DEFAULTS: tuple[tuple[str, float, str, str], ...] = (
     ("clock_skew_minutes", 10, "minutes", OPERATIONAL),
     ("rejections_in_a_row", 3, "messages", OPERATIONAL),
     ("late_after_minutes", 10, "minutes", OPERATIONAL),
+    ("auto_resolve_hours", 24, "hours", AUTO_RESOLVE),
 )
 # fmt: on
 

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                       BABEL_DEFAULT_LOCALE="da", WTF_CSRF_TIME_LIMIT=None,
                       JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024,
                       WTF_CSRF_CHECK_DEFAULT=False)
+    app.config.update(auth.cookie_settings())  # Secure cookie, 8 h session (auth.py)
     app.config.update(config or {})
     services = AppServices(settings, make_engine(settings.database_url),
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))

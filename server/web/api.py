@@ -9,8 +9,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
 from sqlmodel import col, select
-from telekol.server import alert_lifecycle, events
+from telekol.server import alert_lifecycle, events, inbox
 from telekol.server.access import visible_patient_ids, visible_patients
+from telekol.server.db import utcnow
 from telekol.server.models import Alert, Observation, Patient, QuarantinedMessage
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db, services
@@ -27,7 +28,12 @@ def error(message: str, status: int) -> tuple[Response, int]:
 @bp.get("/alerts")
 @login_required
 def alerts():  # type: ignore[no-untyped-def]
-    """List alerts the user may see, after `since` (an alert id or an RFC 3339 instant)."""
+    """List alerts the user may see, after `since`.
+
+    `since=<alert id>` returns alerts created after that id (new ones only);
+    `since=<RFC 3339 instant>` returns every alert changed at or after it (created, updated,
+    acknowledged, snoozed, reopened, escalated, resolved), oldest change first.
+    """
     query = select(Alert).where(
         col(Alert.patient_id).in_(visible_patient_ids(the_user()).scalar_subquery()))
     since = request.args.get("since", "").strip().replace(" ", "+")
@@ -63,8 +69,37 @@ def _alert_list(rows: list[Alert] | Any) -> Any:
 @bp.post("/alerts/<int:alert_id>/acknowledge")
 @login_required
 def acknowledge_alert(alert_id: int):  # type: ignore[no-untyped-def]
-    """Acknowledge an alert (JSON body {"note": "..."} optional); every screen updates."""
-    return _transition(alert_lifecycle.acknowledge, alert_id)
+    """Acknowledge an alert (JSON {"note": "...", "patient_message": "..."}, both optional;
+    the patient sees `patient_message` on their own alerts); every screen updates."""
+    body = request.get_json(silent=True) or {}
+    message = body.get("patient_message") if isinstance(body, dict) else None
+    if message is not None and (not isinstance(message, str)
+                                or len(message) > alert_lifecycle.MAX_NOTE):
+        return error(f"patient_message must be a string of at most "
+                     f"{alert_lifecycle.MAX_NOTE} characters", 400)
+    return _transition(lambda session, user, alert_id, note: alert_lifecycle.acknowledge(
+        session, user, alert_id, note, patient_message=message), alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/snooze")
+@login_required
+def snooze_alert(alert_id: int):  # type: ignore[no-untyped-def]
+    """Snooze an alert (JSON {"minutes": 1..1440, "reason": "..."}); reopened when it ends."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error("the body must be a JSON object with minutes and reason", 400)
+    return _transition(lambda session, user, alert_id, note: alert_lifecycle.snooze(
+        session, user, alert_id, body.get("minutes"), body.get("reason")), alert_id)
+
+
+@bp.get("/alerts/<int:alert_id>/history")
+@login_required
+def alert_history(alert_id: int):  # type: ignore[no-untyped-def]
+    """List an alert's transitions (who or what, when, note), oldest first."""
+    try:
+        return jsonify(alert_lifecycle.history(db(), the_user(), alert_id))
+    except alert_lifecycle.AlertNotFound:
+        return error(f"alert {alert_id} is not known", 404)
 
 
 @bp.post("/alerts/<int:alert_id>/resolve")
@@ -84,6 +119,10 @@ def _transition(change: Any, alert_id: int) -> Any:
         alert = change(session, the_user(), alert_id, note)
     except alert_lifecycle.AlertNotFound:
         return error(f"alert {alert_id} is not known", 404)
+    except alert_lifecycle.InvalidRequest as invalid:
+        return error(str(invalid), 400)
+    except alert_lifecycle.NotResponsible as refused:
+        return error(str(refused), 403)
     except alert_lifecycle.TransitionRefused as refused:
         return error(str(refused), 409)
     event = alert_lifecycle.live_event(session, alert)
@@ -92,6 +131,33 @@ def _transition(change: Any, alert_id: int) -> Any:
     if bridge is not None:
         bridge.publish([event])
     return jsonify(event["data"])
+
+
+@bp.get("/inbox")
+@login_required
+def inbox_items():  # type: ignore[no-untyped-def]
+    """List the red alerts in the user's organisation's inbox, newest first."""
+    return jsonify(inbox.items(db(), the_user()))
+
+
+@bp.get("/inbox/unread-count")
+@login_required
+def inbox_unread():  # type: ignore[no-untyped-def]
+    """Return {"unread": n} for the user's organisation's inbox."""
+    return jsonify(unread=inbox.unread(db(), the_user()))
+
+
+@bp.post("/inbox/<int:item_id>/read")
+@login_required
+def inbox_read(item_id: int):  # type: ignore[no-untyped-def]
+    """Mark an inbox item read for the whole organisation; return it."""
+    session = db()
+    try:
+        row = inbox.mark_read(session, the_user(), item_id, utcnow())
+    except inbox.ItemNotFound:
+        return error(f"inbox item {item_id} is not known", 404)
+    session.commit()
+    return jsonify(inbox.render(session, row))
 
 
 @bp.get("/patients")

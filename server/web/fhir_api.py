@@ -32,7 +32,8 @@ from telekol.server.web.fhir_http import (
     searchset,
 )
 
-__all__ = ["bp", "fhir_directory_api", "fhir_questionnaire_api", "fhir_write", "outcome_response"]
+__all__ = ["bp", "fhir_directory_api", "fhir_questionnaire_api", "fhir_task_api", "fhir_write",
+           "outcome_response"]
 
 
 def search(kind: str, query: Any, key: SortKey, render: Callable[[Any], dict[str, Any]],
@@ -116,7 +117,8 @@ def _observation_includes(found: list[dict[str, Any]], wanted: list[str]) -> lis
 @bp.get("/Patient/<patient_id>/$everything")
 @fhir_auth
 def everything(patient_id: str) -> Response:
-    """Return the patient, devices, observations, questionnaire responses and provenance."""
+    """Return the patient, devices, observations, questionnaire responses, provenance and
+    (for the care team) the Tasks of the patient's alerts."""
     patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
@@ -128,6 +130,7 @@ def everything(patient_id: str) -> Response:
     stored = db().exec(select(StoredResource.resource).where(
         StoredResource.patient_id == patient.id).order_by(col(StoredResource.id))).all()
     resources += [json.loads(text) for text in [*rows, *stored]]
+    resources += fhir_task_api.patient_tasks(db(), the_user(), patient.id)
     page = Page((), len(resources), len(resources))
     return fhir_response(searchset(f"Patient/{patient_id}/$everything", {}, page, resources))
 
@@ -147,5 +150,6 @@ def read_device(device_id: str) -> Response:
 from telekol.server.web import (  # noqa: E402
     fhir_directory_api,
     fhir_questionnaire_api,
+    fhir_task_api,
     fhir_write,
 )

@@ -1,0 +1,178 @@
+"""Administration: organisations, users and patients (used by `telekol org|user|patient`)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+from telekol.fhir.cpr import InvalidCPR, validate_cpr
+from telekol.server.accounts import hash_password
+from telekol.server.db import utcnow
+from telekol.server.models import CareTeamMember, Organization, Patient, User
+
+ORG_KINDS = ("hospital", "municipality", "gp")
+ROLES = ("nurse", "doctor", "gp", "secretary", "admin", "patient")
+CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
+TEAM_ROLES = ("monitoring", "treatment", "specialist")
+DEFAULT_TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
+# NIST SP 800-63B 5.1.1.2: at least 8 characters, allow at least 64; we ask for 12.
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+_USERNAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
+_ORG_ID = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
+_SOR = re.compile(r"\A[0-9]{6,20}\Z")
+
+
+class AdminError(ValueError):
+    """Bad input to an administration command; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A created user, with the generated password when one was generated."""
+
+    username: str
+    generated_password: str | None
+
+
+def add_organization(session: Session, org_id: str, name: str, kind: str,
+                     sor_code: str | None = None) -> Organization:
+    """Create an organisation."""
+    if not _ORG_ID.match(org_id):
+        raise AdminError("an organisation id is 1-64 of a-z, 0-9, '.', '_', '-'")
+    if kind not in ORG_KINDS:
+        raise AdminError(f"kind must be one of {', '.join(ORG_KINDS)}")
+    if not name.strip() or len(name) > 200:
+        raise AdminError("a name is 1-200 characters")
+    if sor_code is not None and not _SOR.match(sor_code):
+        raise AdminError("a SOR code is 6-20 digits")
+    if session.get(Organization, org_id) is not None:
+        raise AdminError(f"organisation {org_id} already exists")
+    organization = Organization(id=org_id, name=name.strip(), kind=kind, sor_code=sor_code)
+    session.add(organization)
+    session.flush()
+    return organization
+
+
+def add_user(session: Session, username: str, display_name: str, role: str,
+             organization_id: str | None = None, patient_id: str | None = None,
+             password: str | None = None) -> NewUser:
+    """Create a user; generate a password unless one is given."""
+    if not _USERNAME.match(username):
+        raise AdminError("a username is 2-64 of a-z, 0-9, '.', '_', '-', starting with a "
+                         "letter or digit")
+    if role not in ROLES:
+        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+    if not display_name.strip() or len(display_name) > 200:
+        raise AdminError("a name is 1-200 characters")
+    if role in CLINICAL_ROLES and organization_id is None:
+        raise AdminError(f"a {role} needs --org")
+    if role == "patient" and patient_id is None:
+        raise AdminError("a patient user needs --patient")
+    if role != "patient" and patient_id is not None:
+        raise AdminError("only a patient user has --patient")
+    if organization_id is not None and session.get(Organization, organization_id) is None:
+        raise AdminError(f"no organisation {organization_id}")
+    if patient_id is not None and session.get(Patient, patient_id) is None:
+        raise AdminError(f"no patient {patient_id}")
+    if _find(session, username) is not None:
+        raise AdminError(f"user {username} already exists")
+    generated = None
+    if password is None:
+        password = generated = secrets.token_urlsafe(15)
+    check_password(password)
+    session.add(User(username=username, display_name=display_name.strip(), role=role,
+                     organization_id=organization_id, patient_id=patient_id,
+                     password_hash=hash_password(password)))
+    session.flush()
+    return NewUser(username, generated)
+
+
+def check_password(password: str) -> None:
+    """Refuse a password that is too short or too long."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise AdminError(f"a password is {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters")
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    """Set a new password; this ends the user's sessions and tokens and lifts a lock-out."""
+    check_password(password)
+    user = _user(session, username)
+    user.password_hash = hash_password(password)
+    user.token_version += 1
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+
+
+def deactivate(session: Session, username: str) -> None:
+    """Stop a user logging in; their sessions and tokens stop working at once."""
+    user = _user(session, username)
+    user.active = False
+    user.token_version += 1
+    session.add(user)
+
+
+def unlock(session: Session, username: str) -> None:
+    """Lift a lock-out and forget earlier failed logins."""
+    user = _user(session, username)
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+
+
+def add_patient(session: Session, cpr: str, given: str, family: str,
+                team: list[str]) -> Patient:
+    """Create a patient with a care team of `ORG` or `ORG:ROLE` entries."""
+    try:
+        digits = validate_cpr(cpr)
+    except InvalidCPR as error:
+        raise AdminError(str(error)) from None
+    if not given.strip() or not family.strip():
+        raise AdminError("given and family names must not be empty")
+    if not team:
+        raise AdminError("a patient needs at least one --team organisation")
+    members: dict[str, str] = {}
+    for entry in team:
+        org_id, _, role = entry.partition(":")
+        organization = session.get(Organization, org_id)
+        if organization is None:
+            raise AdminError(f"no organisation {org_id}")
+        role = role or DEFAULT_TEAM_ROLE[organization.kind]
+        if role not in TEAM_ROLES:
+            raise AdminError(f"a care-team role is one of {', '.join(TEAM_ROLES)}")
+        members[org_id] = role
+    if session.exec(select(Patient).where(Patient.cpr == digits)).first() is not None:
+        raise AdminError("a patient with this CPR number already exists")
+    patient = Patient(id=str(uuid.uuid4()), cpr=digits, given=given.strip(),
+                      family=family.strip())
+    session.add(patient)
+    session.flush()
+    for org_id, role in members.items():
+        session.add(CareTeamMember(patient_id=patient.id, organization_id=org_id, role=role))
+    session.flush()
+    return patient
+
+
+def list_users(session: Session) -> list[dict[str, Any]]:
+    """Return every user without secrets (no password hash)."""
+    users = session.exec(select(User).order_by(User.username)).all()
+    now = utcnow()
+    return [{"username": u.username, "name": u.display_name, "role": u.role,
+             "organization": u.organization_id, "patient": u.patient_id, "active": u.active,
+             "locked_until": (u.locked_until.isoformat()
+                              if u.locked_until and u.locked_until > now else None),
+             "failed_logins": u.failed_logins} for u in users]
+
+
+def _find(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username)).first()
+
+
+def _user(session: Session, username: str) -> User:
+    user = _find(session, username)
+    if user is None:
+        raise AdminError(f"no user {username}")
+    return user
