@@ -26,10 +26,12 @@ from telekol.server.escalation import TIMEZONE, apply_escalations, ensure_defaul
 from telekol.server.models import (
     Alert,
     Device,
+    InboundMessage,
     MeasurementSchedule,
     Observation,
     Patient,
     PatientRuleSettings,
+    QuarantinedMessage,
     ScheduledAlertKey,
 )
 from telekol.server.rule_context import parameters_for
@@ -226,7 +228,19 @@ def _recent(session: Session, patient_id: str, now: datetime) -> tuple[Reading, 
 
 def _devices(session: Session, patient_id: str) -> tuple[DeviceState, ...]:
     rows = session.exec(select(Device).where(Device.patient_id == patient_id))
-    return tuple(DeviceState(d.id, d.last_seen_at, d.battery) for d in rows)
+    return tuple(DeviceState(d.id, d.last_seen_at, d.battery, _rejections_in_a_row(session, d.id))
+                 for d in rows)
+
+
+def _rejections_in_a_row(session: Session, device_id: str) -> int:
+    """Count the device's quarantined messages since its last accepted one."""
+    last_accepted = session.exec(select(func.max(InboundMessage.received_at)).where(
+        InboundMessage.device_id == device_id)).one()
+    query = select(func.count()).select_from(QuarantinedMessage).where(
+        QuarantinedMessage.device_id == device_id)
+    if last_accepted is not None:
+        query = query.where(col(QuarantinedMessage.received_at) > last_accepted)
+    return int(session.exec(query).one())
 
 
 def mqtt_publisher(settings: Any) -> tuple[Publish, Callable[[], None]]:

@@ -97,3 +97,20 @@ def test_the_scheduler_escalates_and_stops_when_asked(engine, demo) -> None:
     assert not thread.is_alive()
     [event] = [e for e in published if e["data"].get("escalated_to")]
     assert event["data"]["escalated_to"] == "hosp-lung" and "org:hosp-lung" in event["rooms"]
+
+
+def test_repeated_rejections_give_one_blue_device_alert(engine, demo) -> None:
+    from telekol.server.ingest import IngestService
+
+    from tests.test_ingest import delivery
+
+    now = evening_after_enrolment(engine)
+    device_id, patient_id = demo["devices"][1]["device_id"], demo["devices"][1]["patient"]
+    service = IngestService(engine, clock=lambda: now)
+    for index in range(2):
+        service.ingest([delivery(device_id, raw=f"garbage {index}".encode())])
+    run_in_parallel(engine, now)
+    assert count(engine, "device:rejections", patient_id) == 0  # two is below the limit
+    service.ingest([delivery(device_id, raw=b"garbage 3")])
+    run_in_parallel(engine, now + timedelta(minutes=1))
+    assert count(engine, "device:rejections", patient_id) == 1
