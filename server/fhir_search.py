@@ -186,16 +186,22 @@ def observation_filter(user: User, params: dict[str, list[str]]) -> Any:
     return query
 
 
+def sort_key(params: dict[str, list[str]], default: str, columns: dict[str, Any],
+             id_column: Any) -> SortKey:
+    """Return the keyset order `_sort` names among `columns` (`default` when absent)."""
+    raw = params.get("_sort", [default])[-1]
+    name = raw.removeprefix("-")
+    if name not in columns:
+        raise SearchError(f"cannot sort by {raw!r}; use one of {', '.join(columns)}, each "
+                          "optionally with a leading -")
+    return SortKey(col(columns[name]), col(id_column), raw.startswith("-"), name != "_id")
+
+
 def observation_sort(params: dict[str, list[str]]) -> SortKey:
     """Return the keyset order `_sort` names: date (default -date), _lastUpdated or _id."""
-    raw = params.get("_sort", ["-date"])[-1]
-    name = raw.removeprefix("-")
-    columns = {"date": Observation.effective, "_lastUpdated": Observation.last_updated,
-               "_id": Observation.id}
-    if name not in columns:
-        raise SearchError(f"cannot sort by {raw!r}; use one of date, _lastUpdated, _id, each "
-                          "optionally with a leading -")
-    return SortKey(col(columns[name]), col(Observation.id), raw.startswith("-"), name != "_id")
+    return sort_key(params, "-date", {"date": Observation.effective,
+                                      "_lastUpdated": Observation.last_updated,
+                                      "_id": Observation.id}, Observation.id)
 
 
 def check_params(params: dict[str, list[str]], allowed: set[str]) -> None:

@@ -16,12 +16,12 @@ from telekol.server import fhir_resources
 from telekol.server.access import visible_patient_ids
 from telekol.server.fhir_paging import Page, SortKey
 from telekol.server.fhir_search import (
-    SearchError,
     check_params,
     count_param,
     date_clause,
     parse_date,
     reference_id,
+    sort_key,
     summary_count,
     tokens,
 )
@@ -153,14 +153,9 @@ def _canonical(raw: str) -> str | None:
 
 def response_sort(params: dict[str, list[str]]) -> SortKey:
     """Return the keyset order `_sort` names: authored (default -authored), _lastUpdated, _id."""
-    raw = params.get("_sort", ["-authored"])[-1]
-    name = raw.removeprefix("-")
-    columns = {"authored": StoredResource.effective, "_lastUpdated": StoredResource.last_updated,
-               "_id": StoredResource.id}
-    if name not in columns:
-        raise SearchError(f"cannot sort by {raw!r}; use one of authored, _lastUpdated, _id, "
-                          "each optionally with a leading -")
-    return SortKey(col(columns[name]), col(StoredResource.id), raw.startswith("-"), name != "_id")
+    return sort_key(params, "-authored", {"authored": StoredResource.effective,
+                                          "_lastUpdated": StoredResource.last_updated,
+                                          "_id": StoredResource.id}, StoredResource.id)
 
 
 @bp.get("/QuestionnaireResponse/<ident>")

@@ -17,11 +17,11 @@ from telekol.server import fhir_resources
 from telekol.server.access import visible_patient_ids
 from telekol.server.fhir_paging import SortKey
 from telekol.server.fhir_search import (
-    SearchError,
     check_params,
     date_clause,
     parse_date,
     reference_id,
+    sort_key,
     tokens,
 )
 from telekol.server.models import Alert, CareTeamMember, User
@@ -113,12 +113,7 @@ def task_filter(user: User, params: dict[str, list[str]]) -> Any:
 def task_sort(params: dict[str, list[str]]) -> SortKey:
     """Return the keyset order `_sort` names: authored-on (default -authored-on), _lastUpdated
     or _id, each optionally descending."""
-    raw = params.get("_sort", ["-authored-on"])[-1]
-    name = raw.removeprefix("-")
-    if name not in _SORTS:
-        raise SearchError(f"cannot sort by {raw!r}; use one of authored-on, _lastUpdated, _id, "
-                          "each optionally with a leading -")
-    return SortKey(col(_SORTS[name]), col(Alert.id), raw.startswith("-"), name != "_id")
+    return sort_key(params, "-authored-on", _SORTS, Alert.id)
 
 
 def patient_tasks(session: Session, user: User, patient_id: str) -> list[dict[str, Any]]:
