@@ -7,7 +7,6 @@ hands the parsed items here; this module owns the transaction.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,31 +18,26 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
-from telekol.fhir.codes import MEASUREMENT_TYPES, READING_CODES, type_for_reading
-from telekol.fhir.observation import Triage, observations_for, profiles_for
+from telekol.fhir.codes import READING_CODES, type_for_reading
+from telekol.fhir.observation import observations_for
 from telekol.fhir.questionnaire import QUESTIONNAIRES
-from telekol.fhir.reference_range import reference_ranges
-from telekol.fhir.validation import validate_resource
 from telekol.server import alert_lifecycle, events, inbox, rules
+from telekol.server.alert_store import AlertUpdate, alert_row, rank, restates_limits, worse
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
     CareTeamMember,
     Device,
     InboundMessage,
-    Observation,
     Patient,
     QuarantinedMessage,
     Threshold,
 )
+from telekol.server.observation_rows import observation_row, triage_readings
 from telekol.server.questionnaires import record_response
 from telekol.server.rule_context import BatchContexts, symptom_readings
 from telekol.server.triage import (
-    SEVERITY_ORDER,
     AlertRequest,
-    ThresholdSet,
-    classify,
-    threshold_alert,
 )
 
 
@@ -134,7 +128,7 @@ class _Batch:
         self.pending_events: list[tuple[str, Any]] = []
         self.alerts: list[Alert] = []
         self.open_alerts: dict[tuple[str, str], Alert] = {}
-        self.updates: dict[int, _Update] = {}
+        self.updates: dict[int, AlertUpdate] = {}
         self.alert_events: set[int] = set()  # id() of alerts already queued as events
         self.updated: list[Alert] = []  # stored alerts this batch updated
 
@@ -266,10 +260,10 @@ class _Batch:
         chosen: dict[str, tuple[AlertRequest, str | None]] = {}
         for reading in readings:
             for request in rules.evaluate(reading, ctx):
-                if _restates_limits(request, ctx):
+                if restates_limits(request, ctx):
                     continue
                 current = chosen.get(request.rule)
-                if current is None or _rank(request.severity) >= _rank(current[0].severity):
+                if current is None or rank(request.severity) >= rank(current[0].severity):
                     chosen[request.rule] = (request, observation_for(reading.code))
         for request, observation_id in chosen.values():
             self._raise(patient_id, observation_id, request)
@@ -284,14 +278,14 @@ class _Batch:
             self.open_alerts[(patient_id, request.rule)] = alert
         elif alert.id is None:  # opened earlier in this batch, not stored yet
             alert.count += 1
-            alert.severity = _worse(alert.severity, request.severity)
+            alert.severity = worse(alert.severity, request.severity)
             alert.reason, alert.details = request.reason[:500], request.details
             alert.last_observation_id = observation_id
         else:
             found = self.updates.get(alert.id)
-            self.updates[alert.id] = _Update(
+            self.updates[alert.id] = AlertUpdate(
                 alert, (found.repeats if found else 0) + 1,
-                _worse(found.severity, request.severity) if found else request.severity,
+                worse(found.severity, request.severity) if found else request.severity,
                 request, observation_id)
         if id(alert) not in self.alert_events:
             self.alert_events.add(id(alert))
@@ -330,131 +324,6 @@ class _Batch:
         return rendered
 
 
-def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], Threshold | None],
-                    ) -> tuple[dict[str, Triage], dict[str, list[AlertRequest]]]:
-    """Classify readings against the patient's limits: triage and alerts per measurement type.
-
-    Limits are kept per reading code, so blood pressure has `bp_sys` and `bp_dia` limits;
-    the panel Observation takes the worse of its two components.
-    """
-    triage: dict[str, Triage] = {}
-    alerts: dict[str, list[AlertRequest]] = {}
-    for reading in readings:
-        limits_row = limits_for(reading.code)
-        if limits_row is None or reading.code not in READING_CODES:
-            continue
-        kind = type_for_reading(reading.code)
-        limits = _threshold_set(limits_row)
-        found = classify(reading.value, limits)
-        ranges = () if kind.code != reading.code else reference_ranges(
-            red_low=limits.red_low, yellow_low=limits.yellow_low,
-            yellow_high=limits.yellow_high, red_high=limits.red_high,
-            unit_code=kind.unit, unit_display=kind.unit_display)
-        current = triage.get(kind.code)
-        if current is None or SEVERITY_ORDER[found.severity] > SEVERITY_ORDER[current.severity]:
-            triage[kind.code] = Triage(found.severity, found.direction, ranges)
-        request = threshold_alert(_label(reading.code), reading.value, kind.unit_display, limits)
-        if request is not None:
-            alerts.setdefault(kind.code, []).append(request)
-    return triage, alerts
-
-
-def observation_row(observation_id: str, patient_id: str, device_id: str, msg_id: str,
-                    type_code: str, effective: datetime, now: datetime,
-                    resource: dict[str, Any]) -> Observation:
-    """Return the stored row of a mapped Observation, with id and meta added and validated."""
-    meta: dict[str, Any] = {"versionId": "1", "lastUpdated": _instant(now)}
-    if profiles_for(type_code):  # FHIR forbids empty arrays (spirometry has no profile)
-        meta["profile"] = profiles_for(type_code)
-    resource = {"resourceType": "Observation", "id": observation_id, "meta": meta,
-                **{k: v for k, v in resource.items() if k != "resourceType"}}
-    validate_resource(resource)
-    return Observation(
-        id=observation_id, patient_id=patient_id, device_id=device_id, msg_id=msg_id,
-        type_code=type_code, effective=effective, issued=now, value=_primary_value(resource),
-        severity=_severity(resource.get("interpretation")), last_updated=now,
-        resource=json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
-
-
-def alert_row(patient_id: str, observation_id: str | None, request: AlertRequest,
-              now: datetime) -> Alert:
-    """Return the stored open alert a rule asked for about one observation."""
-    return Alert(patient_id=patient_id, observation_id=observation_id, rule=request.rule,
-                 severity=request.severity, reason=request.reason[:500], details=request.details,
-                 created_at=now, updated_at=now, count=1, last_observation_id=observation_id)
-
-
-def raise_alerts(session: Session, patient_id: str, observation_id: str | None,
-                 requests: Sequence[AlertRequest], now: datetime,
-                 actor_user_id: int | None = None) -> list[Alert]:
-    """Store requests outside the ingest batch (manual entry): open, or update the patient's
-    unresolved alert of the same rule (count + 1, worse severity, latest reason)."""
-    wanted = {r.rule for r in requests}
-    existing = {a.rule: a for a in session.exec(select(Alert).where(
-        Alert.patient_id == patient_id, col(Alert.rule).in_(wanted),
-        col(Alert.status) != "resolved"))} if wanted else {}
-    stored, actions = [], []
-    for request in requests:
-        alert = existing.get(request.rule)
-        if alert is None:
-            alert = existing[request.rule] = alert_row(patient_id, observation_id, request, now)
-            session.add(alert)
-            actions.append("created")
-        else:
-            actions.append("updated")
-            alert.count += 1
-            alert.severity = _worse(alert.severity, request.severity)
-            alert.reason, alert.details = request.reason[:500], request.details
-            alert.last_observation_id, alert.updated_at = observation_id, now
-        stored.append(alert)
-    session.flush()
-    for alert, action in zip(stored, actions, strict=True):
-        inbox.after_change(session, alert, action, "user" if actor_user_id else "gateway", now,
-                           actor_user_id)
-    return stored
-
-
-@dataclass
-class _Update:
-    """Repeats of a stored unresolved alert seen in this batch, applied after the flush."""
-
-    alert: Alert
-    repeats: int
-    severity: str
-    request: AlertRequest
-    observation_id: str | None
-
-
-_RANK = {"blue": 0, **{k: v + 1 for k, v in SEVERITY_ORDER.items()}}
-
-
-def _rank(severity: str) -> int:
-    return _RANK.get(severity, 0)
-
-
-def _worse(old: str, new: str) -> str:
-    return new if _rank(new) >= _rank(old) else old
-
-
-def _restates_limits(request: AlertRequest, ctx: rules.PatientContext) -> bool:
-    """Return whether a NEWS2 request fired only on the single-parameter trigger (3 points in
-    one parameter) for parameters whose limits the clinician has set for this patient.
-
-    Such a trigger (for example SpO2 91 % → 3 points on Scale 1) repeats with generic hospital
-    bands a limit the care plan has individualised; the threshold rule already judges the
-    value. A NEWS2 total at or above `news2_medium` is always raised.
-    """
-    if request.rule != "news2":
-        return False
-    scores = request.details.get("scores")
-    total = request.details.get("score")
-    if not isinstance(scores, dict) or not isinstance(total, int | float):
-        return False
-    single = ctx.parameters.news2_single.value
-    return total < ctx.parameters.news2_medium.value and all(
-        code in ctx.thresholds for code, points in scores.items() if points >= single)
-
-
 def _printable(errors: list[str]) -> list[str]:
     # Reasons may quote hostile input; keep them storable and readable everywhere.
     return [e.encode("unicode_escape").decode("ascii") if not e.isprintable() else e
@@ -469,38 +338,3 @@ def _update_device(device: Device, measurement: Any, received_at: datetime) -> N
         device.serial = info.serial or device.serial
         device.battery = info.battery if info.battery is not None else device.battery
     device.last_seen_at = received_at
-
-
-def _threshold_set(row: Threshold) -> ThresholdSet:
-    return ThresholdSet(row.measurement, row.red_low, row.yellow_low, row.yellow_high,
-                        row.red_high, row.set_by, row.set_at)
-
-
-_LABELS = {"spo2": "SpO2", "bp_sys": "Systolic blood pressure",
-           "bp_dia": "Diastolic blood pressure"}
-
-
-def _label(code: str) -> str:
-    kind = MEASUREMENT_TYPES.get(code)
-    return _LABELS.get(code) or (kind.display_en if kind else code)
-
-
-def _primary_value(resource: dict[str, Any]) -> float | None:
-    quantity = resource.get("valueQuantity")
-    if quantity is None and resource.get("component"):
-        quantity = resource["component"][0].get("valueQuantity")
-    return None if quantity is None else float(quantity["value"])
-
-
-_INTERPRETATION_SEVERITY = {"LL": "red", "HH": "red", "L": "yellow", "H": "yellow", "N": "green"}
-
-
-def _severity(interpretation: list[dict[str, Any]] | None) -> str | None:
-    if not interpretation:
-        return None
-    code = interpretation[0]["coding"][0]["code"]
-    return _INTERPRETATION_SEVERITY.get(code)
-
-
-def _instant(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

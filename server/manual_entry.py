@@ -23,6 +23,7 @@ from telekol.fhir.practitioner import CLINICIAN_ROLES, reference
 from telekol.fhir.provenance import telephone_entry_provenance
 from telekol.fhir.validation import InvalidResource, validate_resource
 from telekol.server.access import visible_patient
+from telekol.server.alert_store import raise_alerts
 from telekol.server.db import utcnow
 from telekol.server.fhir_resources import instant
 from telekol.server.fhir_search import (
@@ -32,8 +33,8 @@ from telekol.server.fhir_search import (
     observation_filter,
     reference_id,
 )
-from telekol.server.ingest import observation_row, raise_alerts, triage_readings
 from telekol.server.models import Observation, StoredResource, Threshold, User
+from telekol.server.observation_rows import observation_row, triage_readings
 
 
 class EntryRefused(PermissionError):
