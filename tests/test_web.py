@@ -182,3 +182,20 @@ def test_an_unauthenticated_write_gets_401_not_a_csrf_error(app, path: str, kind
     assert response.status_code == 401
     if kind:
         assert response.get_json()["resourceType"] == kind
+
+
+def test_the_patient_list_shows_each_types_latest_reading_and_the_worst_alert(app, engine) -> None:
+    from telekol.server.ingest import IngestService
+
+    from tests.test_ingest import NOW, delivery, reading
+
+    fixture = app.config["fixture"]
+    device, patient = fixture["devices"][0]["device_id"], fixture["patients"][0]["id"]
+    service = IngestService(engine, clock=lambda: NOW)
+    service.ingest([delivery(device, reading("older", 90, minutes_ago=30))])
+    service.ingest([delivery(device, reading("newer", 96, minutes_ago=5))])
+    client = app.test_client()
+    log_in(client)
+    summary = next(p for p in client.get("/api/patients").get_json() if p["id"] == patient)
+    assert summary["latest"]["spo2"]["msg_id"] == "newer"
+    assert (summary["status"], summary["open_alerts"]) == ("yellow", 1)

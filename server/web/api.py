@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
+from sqlalchemy import func
 from sqlmodel import col, select
 from telekol.server import alert_lifecycle, events, inbox
 from telekol.server.access import visible_patient_ids, visible_patients
@@ -165,20 +166,42 @@ def inbox_read(item_id: int):  # type: ignore[no-untyped-def]
 def patients():  # type: ignore[no-untyped-def]
     """List the user's patients with their latest reading per type and open alerts."""
     rows = db().exec(visible_patients(the_user()).order_by(col(Patient.family))).all()
-    return jsonify([_patient_summary(p) for p in rows])
+    ids = [p.id for p in rows]
+    latest, unresolved = _latest_readings(ids), _unresolved_severities(ids)
+    return jsonify([_patient_summary(p, latest.get(p.id, []), unresolved.get(p.id, []))
+                    for p in rows])
 
 
-def _patient_summary(patient: Patient) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
-    query = (select(Observation).where(Observation.patient_id == patient.id)
-             .order_by(col(Observation.effective).desc()).limit(50))
+def _latest_readings(patient_ids: list[str]) -> dict[str, list[Observation]]:
+    # One query for every patient (the dashboard reloads this on each alert event):
+    # the newest Observation per patient and type.
+    newest = func.row_number().over(partition_by=(Observation.patient_id, Observation.type_code),
+                                    order_by=col(Observation.effective).desc()).label("rank")
+    ranked = select(Observation.id, newest).where(
+        col(Observation.patient_id).in_(patient_ids)).subquery()
+    query = select(Observation).join(ranked, ranked.c.id == Observation.id).where(
+        ranked.c.rank == 1)
+    found: dict[str, list[Observation]] = {}
     for row in db().exec(query):
-        latest.setdefault(row.type_code, events.observation_payload(row, patient))
-    unresolved = db().exec(select(Alert.severity).where(
-        Alert.patient_id == patient.id, col(Alert.status) != "resolved")).all()
+        found.setdefault(row.patient_id, []).append(row)
+    return found
+
+
+def _unresolved_severities(patient_ids: list[str]) -> dict[str, list[str]]:
+    rows = db().exec(select(Alert.patient_id, Alert.severity).where(
+        col(Alert.patient_id).in_(patient_ids), col(Alert.status) != "resolved")).all()
+    found: dict[str, list[str]] = {}
+    for patient_id, severity in rows:
+        found.setdefault(patient_id, []).append(severity)
+    return found
+
+
+def _patient_summary(patient: Patient, latest: list[Observation],
+                     unresolved: list[str]) -> dict[str, Any]:
     worst = max(unresolved, key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
-    return {**events.patient_ref(patient), "latest": latest, "open_alerts": len(unresolved),
-            "status": worst or "green"}
+    return {**events.patient_ref(patient),
+            "latest": {row.type_code: events.observation_payload(row, patient) for row in latest},
+            "open_alerts": len(unresolved), "status": worst or "green"}
 
 
 SEVERITY_RANK = {"blue": 1, "yellow": 2, "red": 3}
