@@ -12,12 +12,13 @@ from sqlmodel import Session, select
 from telekol.fhir.cpr import InvalidCPR, validate_cpr
 from telekol.server.accounts import hash_password
 from telekol.server.db import utcnow
+from telekol.server.episodes import record_consent, start_episode
 from telekol.server.models import CareTeamMember, Organization, Patient, User
 
 ORG_KINDS = ("hospital", "municipality", "gp")
 ROLES = ("nurse", "doctor", "gp", "secretary", "admin", "patient")
 CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
-TEAM_ROLES = ("monitoring", "treatment", "specialist")
+TEAM_ROLES = ("monitoring", "treatment", "monitoring+treatment", "specialist", "member")
 DEFAULT_TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
 # NIST SP 800-63B 5.1.1.2: at least 8 characters, allow at least 64; we ask for 12.
 MIN_PASSWORD_LENGTH = 12
@@ -124,8 +125,16 @@ def unlock(session: Session, username: str) -> None:
 
 
 def add_patient(session: Session, cpr: str, given: str, family: str,
-                team: list[str]) -> Patient:
-    """Create a patient with a care team of `ORG` or `ORG:ROLE` entries."""
+                team: list[str], *, custodian: str | None = None,
+                sharing_consent: bool = True) -> Patient:
+    """Create a patient, their care team and their telemonitoring episode.
+
+    `team` holds `ORG` or `ORG:ROLE` entries; ROLE is monitoring, treatment,
+    monitoring+treatment, specialist or member (default from the organisation's kind).
+    Exactly one organisation monitors and one treats; the data custodian defaults to the
+    monitoring organisation. Enrolment records participation consent, and the sharing
+    consent as given (without it only the custodian sees the data).
+    """
     try:
         digits = validate_cpr(cpr)
     except InvalidCPR as error:
@@ -135,6 +144,7 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     if not team:
         raise AdminError("a patient needs at least one --team organisation")
     members: dict[str, str] = {}
+    responsible: dict[str, list[str]] = {"monitoring": [], "treatment": []}
     for entry in team:
         org_id, _, role = entry.partition(":")
         organization = session.get(Organization, org_id)
@@ -143,7 +153,16 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
         role = role or DEFAULT_TEAM_ROLE[organization.kind]
         if role not in TEAM_ROLES:
             raise AdminError(f"a care-team role is one of {', '.join(TEAM_ROLES)}")
-        members[org_id] = role
+        for part in role.split("+"):
+            if part in responsible:
+                responsible[part].append(org_id)
+        members[org_id] = role.split("+")[0]
+    for part, orgs in responsible.items():
+        if len(orgs) != 1:
+            raise AdminError(f"exactly one care-team organisation must hold {part} "
+                             f"responsibility (ORG:{part}); found {len(orgs)}")
+    if custodian is not None and custodian not in members:
+        raise AdminError("the data custodian must be on the care team")
     if session.exec(select(Patient).where(Patient.cpr == digits)).first() is not None:
         raise AdminError("a patient with this CPR number already exists")
     patient = Patient(id=str(uuid.uuid4()), cpr=digits, given=given.strip(),
@@ -153,6 +172,12 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     for org_id, role in members.items():
         session.add(CareTeamMember(patient_id=patient.id, organization_id=org_id, role=role))
     session.flush()
+    note = "Recorded at enrolment (telekol patient add)"
+    record_consent(session, patient.id, "participation", True, note=note)
+    record_consent(session, patient.id, "sharing", sharing_consent, note=note)
+    monitoring, treatment = responsible["monitoring"][0], responsible["treatment"][0]
+    start_episode(session, patient.id, custodian=custodian or monitoring,
+                  monitoring=monitoring, treatment=treatment)
     return patient
 
 

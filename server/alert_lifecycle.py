@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from telekol.server import events
-from telekol.server.access import visible_patient
+from telekol.server.access import team_organizations, visible_patient
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
@@ -131,8 +131,7 @@ def live_event(session: Session, alert: Alert) -> dict:
     """Return the internal event announcing an alert's new state to its care team."""
     patient = session.get(Patient, alert.patient_id)
     assert patient is not None
-    orgs = list(session.exec(select(CareTeamMember.organization_id).where(
-        CareTeamMember.patient_id == alert.patient_id)))
+    orgs = team_organizations(session, [alert.patient_id]).get(alert.patient_id, [])
     return {"type": "alert", "rooms": events.rooms_for(patient.id, orgs),
             "data": alert_view(session, alert, patient)}
 

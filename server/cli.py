@@ -34,13 +34,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run broker, gateway, web server and simulator")
     demo.add_argument("--no-simulate", action="store_true", help="do not start the simulator")
-    demo.add_argument("--patients", type=int, default=6, help="demo patients (at least 6)")
+    demo.add_argument("--patients", type=int, default=8, help="demo patients (at least 8)")
     demo.set_defaults(run=_demo)
 
     seed = sub.add_parser("seed", help="load the demo fixture (idempotent)")
     seed.add_argument("--demo", action="store_true", required=True, help="the demo fixture")
     seed.add_argument("--json", action="store_true", help="print the fixture as JSON")
-    seed.add_argument("--patients", type=int, default=6)
+    seed.add_argument("--patients", type=int, default=8)
     seed.set_defaults(run=_seed)
 
     bench = sub.add_parser("bench", help="measure MQTT transport against the full pipeline")
@@ -134,7 +134,13 @@ def _admin_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     patient_add.add_argument("--team", required=True, nargs="+", action="extend",
                              metavar="ORG[:ROLE]",
                              help="care-team organisations; role monitoring|treatment|"
-                                  "specialist (default from the organisation's kind)")
+                                  "monitoring+treatment|specialist|member (default from the "
+                                  "organisation's kind)")
+    patient_add.add_argument("--custodian", metavar="ORG",
+                             help="data custodian (default: the monitoring organisation)")
+    patient_add.add_argument("--sharing-consent", choices=("yes", "no"), default="yes",
+                             help="consent to sharing across sectors (no: only the data "
+                                  "custodian sees the data)")
     patient_add.set_defaults(run=_admin(_patient_add))
 
 
@@ -219,7 +225,9 @@ def _user_list(session, args: argparse.Namespace) -> int:  # type: ignore[no-unt
 def _patient_add(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from telekol.server.admin import add_patient
 
-    patient = add_patient(session, args.cpr, args.given, args.family, args.team)
+    patient = add_patient(session, args.cpr, args.given, args.family, args.team,
+                          custodian=args.custodian,
+                          sharing_consent=args.sharing_consent == "yes")
     print(patient.id)
     return 0
 
@@ -246,7 +254,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.database_url)
     engine = _engine(settings)
     with session_scope(engine) as session:
-        fixture = seed_demo(session, max(args.patients, 6))
+        fixture = seed_demo(session, max(args.patients, 8))
     sync_broker(engine, settings)
     if args.json:
         json.dump(fixture, sys.stdout, ensure_ascii=False, indent=2)
@@ -352,7 +360,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.supervisor import run_demo
 
-    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 6))
+    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 8))
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

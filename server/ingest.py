@@ -22,11 +22,11 @@ from telekol.fhir.codes import READING_CODES, type_for_reading
 from telekol.fhir.observation import observations_for
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.server import alert_lifecycle, events, inbox, rules
+from telekol.server.access import team_organizations
 from telekol.server.alert_store import AlertUpdate, alert_row, rank, restates_limits, worse
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
-    CareTeamMember,
     Device,
     InboundMessage,
     Patient,
@@ -154,10 +154,8 @@ class _Batch:
         patient_ids = {d.patient_id for d in devices if d.patient_id}
         self.patients = {p.id: p for p in self.session.exec(
             select(Patient).where(col(Patient.id).in_(patient_ids)))}
-        self.care_teams: dict[str, list[str]] = {}
-        for member in self.session.exec(select(CareTeamMember).where(
-                col(CareTeamMember.patient_id).in_(patient_ids))):
-            self.care_teams.setdefault(member.patient_id, []).append(member.organization_id)
+        # Only organisations consent lets see the patient hear of the readings.
+        self.care_teams = team_organizations(self.session, patient_ids)
         self.thresholds = {(t.patient_id, t.measurement): t for t in self.session.exec(
             select(Threshold).where(col(Threshold.patient_id).in_(patient_ids)))}
         self.contexts = BatchContexts(self.session, patient_ids, self.now, self.thresholds)

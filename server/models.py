@@ -83,7 +83,13 @@ class CareTeamMember(SQLModel, table=True):
 
     patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
     organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
-    role: str = Field(max_length=20)  # monitoring | treatment | specialist
+    # The organisation's part, kept in step with the patient's Episode by server/episodes.py:
+    # monitoring | treatment | specialist | member.
+    role: str = Field(max_length=20)
+    # Whether consent lets this organisation see the patient's data: true for the data
+    # custodian, and for everyone else only while the patient consents to sharing across
+    # sectors (server/episodes.py refresh_access keeps it; access.py reads it).
+    sees_data: bool = True
 
 
 class Device(SQLModel, table=True):
@@ -266,17 +272,24 @@ class AlertEscalation(SQLModel, table=True):
 
 
 class MeasurementSchedule(SQLModel, table=True):
-    """Stand-in for care plans: a measurement expected daily by a local time.
+    """A measurement or questionnaire expected by a local time, on some days.
 
-    patient_id empty = the default for every patient; a patient's own row for the same
-    code replaces it.
+    patient_id empty = the default for every patient; a patient's own rows for a code
+    replace the default for that code. A patient's rows are written from their care plan
+    (server/care_plan.py). Days count from the episode's start: `from_day`..`to_day`
+    (inclusive, None = open) lets a plan be intensive for two weeks and then less often.
     """
 
     id: str = Field(primary_key=True, max_length=64)
     patient_id: str | None = Field(default=None, foreign_key="patient.id", index=True,
                                    max_length=64)
     code: str = Field(max_length=20)
+    kind: str = Field(default="measurement", max_length=20)  # measurement | questionnaire
     due_local: str = Field(max_length=5)  # "12:00", Europe/Copenhagen
+    weekdays: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    every_days: int = 1  # 1 = every (allowed week)day, 2 = every other day, ...
+    from_day: int = 0
+    to_day: int | None = None
     source: str = Field(default="", max_length=500)
 
 
@@ -335,3 +348,174 @@ class InboxItem(SQLModel, table=True):
     alert_id: int = Field(foreign_key="alert.id", index=True)
     created_at: datetime = _instant()
     read_at: datetime | None = _instant(default=None)
+
+
+class Episode(SQLModel, table=True):
+    """A patient's telemonitoring episode (FHIR EpisodeOfCare) and who is responsible.
+
+    The data custodian (GDPR data controller) never changes within an episode; monitoring
+    (who must react to measurements) and treatment (who sets thresholds) responsibility
+    move only when the receiving organisation accepts a Handover. One episode per patient
+    is not finished at a time.
+    """
+
+    __table_args__ = (Index("ux_episode_current_patient", "patient_id", unique=True,
+                            sqlite_where=text("status != 'finished'"),
+                            postgresql_where=text("status != 'finished'")),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    condition: str = Field(default="copd", max_length=40)  # the disease area
+    status: str = Field(default="active", max_length=20)  # active | finished
+    custodian_org_id: str = Field(foreign_key="organization.id", max_length=64)
+    monitoring_org_id: str = Field(foreign_key="organization.id", max_length=64)
+    treatment_org_id: str = Field(foreign_key="organization.id", max_length=64)
+    started_at: datetime = _instant(default_factory=utcnow)
+    ended_at: datetime | None = _instant(default=None)
+
+
+class Handover(SQLModel, table=True):
+    """A request to hand monitoring or treatment responsibility to another organisation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str = Field(foreign_key="episode.id", index=True, max_length=64)
+    responsibility: str = Field(max_length=20)  # monitoring | treatment
+    from_org_id: str = Field(foreign_key="organization.id", max_length=64)
+    to_org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    status: str = Field(default="pending", max_length=20)  # pending|accepted|rejected|withdrawn
+    reason: str = Field(default="", max_length=1000)
+    requested_by: int = Field(foreign_key="app_user.id")
+    requested_at: datetime = _instant(default_factory=utcnow)
+    decided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_at: datetime | None = _instant(default=None)
+    decision_note: str | None = Field(default=None, max_length=1000)
+
+
+class Consent(SQLModel, table=True):
+    """One recorded consent decision; the newest row per patient and scope is in force.
+
+    scope: participation (in telemonitoring) | sharing (across sectors). Rows are never
+    changed: a withdrawal is a new row.
+    """
+
+    __table_args__ = (Index("ix_consent_patient_scope", "patient_id", "scope", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", max_length=64)
+    scope: str = Field(max_length=20)
+    granted: bool
+    method: str = Field(default="written", max_length=20)  # written | verbal | digital
+    note: str = Field(default="", max_length=1000)
+    recorded_by: int | None = Field(default=None, foreign_key="app_user.id")
+    recorded_by_name: str = Field(default="", max_length=200)
+    recorded_at: datetime = _instant(default_factory=utcnow)
+
+
+class MonitoringPause(SQLModel, table=True):
+    """Monitoring paused for a period (holiday, admission): no missing-measurement alerts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    starts_at: datetime = _instant()
+    ends_at: datetime = _instant()
+    reason: str = Field(max_length=500)
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = _instant(default_factory=utcnow)
+    cancelled_at: datetime | None = _instant(default=None)
+
+
+class CarePlanVersion(SQLModel, table=True):
+    """One version of an episode's shared care plan; never changed, the newest is in force.
+
+    `content` follows server/care_plan.py (measurement and questionnaire schedules,
+    thresholds, relative limits, self-care plan, goals, notes).
+    """
+
+    __table_args__ = (UniqueConstraint("episode_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str = Field(foreign_key="episode.id", index=True, max_length=64)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    version: int
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    changed_by: int | None = Field(default=None, foreign_key="app_user.id")
+    changed_by_name: str = Field(default="", max_length=200)
+    changed_by_org: str | None = Field(default=None, max_length=64)
+    changed_at: datetime = _instant(default_factory=utcnow)
+    summary: str = Field(default="", max_length=1000)
+
+
+class ThresholdProposal(SQLModel, table=True):
+    """A proposed threshold change, decided by the treatment-responsible organisation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str = Field(foreign_key="episode.id", index=True, max_length=64)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=64)
+    base_version: int  # the care plan version the proposal was made against
+    measurement: str = Field(max_length=20)
+    proposed: dict[str, float | None] = Field(sa_column=Column(JSON, nullable=False))
+    reason: str = Field(max_length=1000)
+    status: str = Field(default="pending", max_length=20)  # pending|approved|rejected|withdrawn
+    proposed_by: int = Field(foreign_key="app_user.id")
+    proposed_by_name: str = Field(default="", max_length=200)
+    proposed_by_org: str | None = Field(default=None, max_length=64)
+    proposed_at: datetime = _instant(default_factory=utcnow)
+    decided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_by_name: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = _instant(default=None)
+    decision_note: str | None = Field(default=None, max_length=1000)
+    result_version: int | None = None  # the care plan version an approval made
+
+
+class Message(SQLModel, table=True):
+    """A message about a patient: between care-team members ("team", the patient never
+    sees it) or between the patient and their care team ("patient")."""
+
+    __table_args__ = (Index("ix_message_patient_channel_id", "patient_id", "channel", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", max_length=64)
+    channel: str = Field(max_length=10)  # team | patient
+    author_user_id: int = Field(foreign_key="app_user.id")
+    author_name: str = Field(max_length=200)
+    author_org: str | None = Field(default=None, max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
+class MessageReadMark(SQLModel, table=True):
+    """How far a user has read a patient's thread (unread = newer messages by others)."""
+
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True)
+    patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
+    channel: str = Field(primary_key=True, max_length=10)
+    last_read_id: int = 0
+
+
+class AuditRecord(SQLModel, table=True):
+    """One access to patient data (or an administrative act), in a hash chain.
+
+    Append-only: `hash` = SHA-256 over the previous record's hash and this record's
+    fields (server/audit.py), and `prev_hash` is unique, so the chain cannot fork, and a
+    changed or deleted record breaks it where it happened.
+    """
+
+    __table_args__ = (Index("ix_auditrecord_patient_id", "patient_id", "id"),
+                      Index("ix_auditrecord_user_id", "user_id", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _instant(index=True)
+    user_id: int | None = None  # no foreign key: the log outlives what it names
+    username: str | None = Field(default=None, max_length=64)
+    display_name: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=20)
+    organization_id: str | None = Field(default=None, max_length=64)
+    patient_id: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=20)  # read | search | create | update | delete | ...
+    resource: str = Field(max_length=300)  # e.g. "Observation?patient=..." or "CarePlan/3"
+    door: str = Field(max_length=10)  # ui | api | fhir | live | cli | export
+    outcome: str = Field(max_length=20)  # success | denied | failed
+    status: int | None = None  # the HTTP status, where there is one
+    detail: str = Field(default="", max_length=500)
+    prev_hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(max_length=64, unique=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from telekol.device_gateway.questionnaire_payload import (
     QuestionnaireAnswers,
     Rejection,
@@ -29,9 +29,9 @@ from telekol.fhir.questionnaire import (
 )
 from telekol.fhir.validation import validate_resource
 from telekol.server import events
+from telekol.server.access import team_organizations
 from telekol.server.db import utcnow
 from telekol.server.models import (
-    CareTeamMember,
     InboundMessage,
     Observation,
     Patient,
@@ -111,9 +111,8 @@ class QuestionnaireService:
             row = record_response(session, item, patient_id=patient_id, device_id=None,
                                   received_at=now, now=now, new_id=self.new_id)
             session.flush()
-            teams = session.exec(select(CareTeamMember.organization_id).where(
-                CareTeamMember.patient_id == patient_id)).all()
-            event = {"type": "observation", "rooms": events.rooms_for(patient_id, list(teams)),
+            teams = team_organizations(session, [patient_id]).get(patient_id, [])
+            event = {"type": "observation", "rooms": events.rooms_for(patient_id, teams),
                      "data": events.observation_payload(row, patient)}
             session.commit()
         return Submission(kind, int(row.value or 0), row.id, event)

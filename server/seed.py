@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 from telekol.server.accounts import hash_password
+from telekol.server.episodes import latest_episode, record_consent, start_episode
 from telekol.server.models import (
     CareTeamMember,
     Device,
@@ -48,8 +49,17 @@ PATIENTS = [  # CPR (test numbers ending 999x; last digit odd = male), given, fa
     ("0911509997", "Jørgen Test", "Pedersen", ["muni-boestrup", "gp-skovvej", "hosp-lung"]),
     ("3004429992", "Birthe Test", "Andersen", ["muni-aalby", "gp-skovvej"]),
     ("1812479991", "Erik Test", "Christensen", ["muni-boestrup", "gp-torvet"]),
+    ("2502399993", "Svend Test", "Mortensen", ["muni-aalby", "gp-torvet", "hosp-lung"]),
+    ("1406449990", "Else Test", "Olsen", ["muni-boestrup", "gp-skovvej"]),
 ]
 TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
+# Responsibility patterns (issue 4; Region Sjælland's split, docs/clinical.md): by default the
+# municipality monitors and keeps the data, and the GP treats (sets thresholds). Svend is one of
+# the most severe: the hospital monitors, treats and keeps the data. Else has not consented to
+# sharing across sectors: only Bøstrup (the data custodian) sees her data.
+HOSPITAL_PATTERN = {"2502399993"}
+NO_SHARING_CONSENT = {"1406449990"}
+CONSENT_NOTE = "Demo consent recorded at enrolment (demo data)"
 # CONTRACT section 6: for every demo patient SpO2 below 88 % is red and 88-91 % yellow.
 SPO2_LIMITS = {"red_low": 88.0, "yellow_low": 92.0}
 SPO2_SOURCE = ("Demo limits from the TeleKOL contract; cf. SpO2 < 90 % and the 88-92 % target "
@@ -71,7 +81,7 @@ DEMO_ESCALATION: dict[str, Any] = {
               "hospital); demo data, not clinical advice"}
 
 
-def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
+def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
     """Load the demo fixture (idempotent) and return it as the contract's JSON document."""
     kinds = {org_id: kind for org_id, _, kind, _ in ORGANIZATIONS}
     for org_id, name, kind, sor in ORGANIZATIONS:
@@ -88,6 +98,7 @@ def seed_demo(session: Session, patients: int = 6) -> dict[str, Any]:
                 session.add(CareTeamMember(patient_id=patient.id, organization_id=org_id,
                                            role=TEAM_ROLE[kinds[org_id]]))
         gp = next(org for org in team if kinds[org] == "gp")
+        _ensure_episode(session, patient.id, cpr, team, kinds)
         _ensure_spo2_limits(session, patient.id, gp_names[gp])
         if cpr in RULE_SETTINGS and session.get(PatientRuleSettings, patient.id) is None:
             hypercapnic, overrides = RULE_SETTINGS[cpr]
@@ -142,6 +153,23 @@ def _ensure_patient(session: Session, cpr: str, given: str, family: str) -> Pati
         session.add(patient)
         session.flush()
     return patient
+
+
+def _ensure_episode(session: Session, patient_id: str, cpr: str, team: list[str],
+                    kinds: dict[str, str]) -> None:
+    if latest_episode(session, patient_id) is not None:
+        return
+    by_kind = {kinds[org]: org for org in team}
+    if cpr in HOSPITAL_PATTERN:
+        custodian = monitoring = treatment = by_kind["hospital"]
+    else:
+        custodian = monitoring = by_kind["municipality"]
+        treatment = by_kind["gp"]
+    record_consent(session, patient_id, "participation", True, note=CONSENT_NOTE)
+    record_consent(session, patient_id, "sharing", cpr not in NO_SHARING_CONSENT,
+                   note=CONSENT_NOTE)
+    start_episode(session, patient_id, custodian=custodian, monitoring=monitoring,
+                  treatment=treatment)
 
 
 def _ensure_spo2_limits(session: Session, patient_id: str, set_by: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import Session, select
 from telekol.server.accounts import MAX_FAILED_LOGINS, authenticate
 from telekol.server.cli import main
+from telekol.server.episodes import current_episode
 from telekol.server.models import CareTeamMember, Organization, Patient, User
 from telekol.server.seed import DEMO_PASSWORD
 
@@ -141,23 +142,32 @@ def test_the_user_list_shows_no_password_hashes(telekol, demo) -> None:
 
 def test_a_patient_is_added_with_a_care_team(telekol, engine) -> None:
     status, out, err = telekol("patient", "add", "--cpr", "050560-9996", "--given", "Anna Test",
-                               "--family", "Lund", "--team", "muni-aalby", "gp-torvet",
-                               "--team", "hosp-lung:treatment")
+                               "--family", "Lund", "--team", "muni-aalby:member",
+                               "gp-torvet:member", "--team", "hosp-lung:monitoring+treatment")
     assert status == 0, err
     with Session(engine) as session:
         patient = session.get(Patient, out.strip())
         assert patient is not None and patient.cpr == "0505609996"
         team = {m.organization_id: m.role for m in session.exec(
             select(CareTeamMember).where(CareTeamMember.patient_id == patient.id))}
-    assert team == {"muni-aalby": "monitoring", "gp-torvet": "treatment",
-                    "hosp-lung": "treatment"}
+    assert team == {"muni-aalby": "member", "gp-torvet": "member", "hosp-lung": "monitoring"}
+    with Session(engine) as session:
+        episode = current_episode(session, patient.id)
+    assert episode is not None
+    assert (episode.custodian_org_id, episode.monitoring_org_id, episode.treatment_org_id) == (
+        "hosp-lung", "hosp-lung", "hosp-lung")
     assert "0505609996" not in out + err  # the id is printed, not the CPR number
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (("--cpr", "3202609996", "--team", "muni-aalby"), "DDMM"),
-    (("--cpr", "12345", "--team", "muni-aalby"), "10 digits"),
-    (("--cpr", "0101419996", "--team", "muni-aalby"), "already exists"),
+    (("--cpr", "3202609996", "--team", "muni-aalby", "gp-torvet"), "DDMM"),
+    (("--cpr", "12345", "--team", "muni-aalby", "gp-torvet"), "10 digits"),
+    (("--cpr", "0101419996", "--team", "muni-aalby", "gp-torvet"), "already exists"),
+    (("--cpr", "0505609996", "--team", "muni-aalby"), "treatment responsibility"),
+    (("--cpr", "0505609996", "--team", "muni-aalby", "muni-boestrup", "gp-torvet"),
+     "monitoring responsibility"),
+    (("--cpr", "0505609996", "--team", "muni-aalby", "gp-torvet", "--custodian", "hosp-lung"),
+     "custodian must be on the care team"),
     (("--cpr", "0505609996", "--team", "nowhere"), "no organisation"),
     (("--cpr", "0505609996", "--team", "gp-torvet:boss"), "care-team role"),
 ])

@@ -118,6 +118,6 @@ def test_demo_patients_names_match_the_sex_their_cpr_encodes() -> None:
     from telekol.fhir.cpr import sex
     from telekol.server.seed import PATIENTS
 
-    female = {"Karen", "Inge", "Birthe"}
+    female = {"Karen", "Inge", "Birthe", "Else"}
     for cpr, given, _family, _team in PATIENTS:
         assert sex(cpr) == ("female" if given.split()[0] in female else "male"), given
