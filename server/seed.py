@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from sqlmodel import Session, select
+from telekol.server.access import team_organizations
 from telekol.server.accounts import hash_password
 from telekol.server.episodes import latest_episode, record_consent, start_episode
 from telekol.server.models import (
@@ -110,8 +111,15 @@ def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
         if session.get(Device, device_id) is None:
             provision_device(session, patient_id=patient.id, device_id=device_id,
                              password=password, kind="hub", model="TeleKOL demo hub")
+        # CONTRACT section 6 reads `care_team` as the organisations that see the patient;
+        # without sharing consent that is the data custodian alone, and `members` keeps
+        # the whole team (docs/care-team.md).
+        sharing = cpr not in NO_SHARING_CONSENT
+        seeing = [org for org in team
+                  if org in team_organizations(session, [patient.id]).get(patient.id, [])]
         fixture["patients"].append({"id": patient.id, "cpr": cpr, "name": f"{given} {family}",
-                                    "care_team": team})
+                                    "care_team": seeing, "members": team,
+                                    "sharing_consent": sharing})
         fixture["devices"].append({"device_id": device_id, "mqtt_username": device_id,
                                    "mqtt_password": password, "patient": patient.id})
     if session.get(EscalationPolicy, DEMO_ESCALATION["id"]) is None:
