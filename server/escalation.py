@@ -131,7 +131,8 @@ def load_policies(session: Session, patient_ids: set[str]) -> dict[str, Policy]:
     teams: dict[str, dict[str, tuple[str, str]]] = {}
     rows = session.exec(select(CareTeamMember, Organization).join(
         Organization, col(Organization.id) == CareTeamMember.organization_id).where(
-        col(CareTeamMember.patient_id).in_(patient_ids)))
+        col(CareTeamMember.patient_id).in_(patient_ids),
+        col(CareTeamMember.sees_data).is_(True)))  # never escalate to whom consent hides it
     for member, org in rows:
         teams.setdefault(member.patient_id, {})[org.id] = (member.role, org.kind)
     rows_p = list(session.exec(select(EscalationPolicy)))

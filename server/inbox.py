@@ -38,7 +38,7 @@ def notify_red(session: Session, alert: Alert, now: datetime) -> list[InboxItem]
     assert alert.id is not None
     treating = session.exec(select(CareTeamMember.organization_id).where(
         CareTeamMember.patient_id == alert.patient_id,
-        CareTeamMember.role == INBOX_ROLE)).all()
+        CareTeamMember.role == INBOX_ROLE, col(CareTeamMember.sees_data).is_(True))).all()
     present = set(session.exec(select(InboxItem.organization_id).where(
         InboxItem.alert_id == alert.id)).all())
     added = [InboxItem(organization_id=org, alert_id=alert.id, created_at=now)
