@@ -142,6 +142,23 @@ def _admin_parsers(sub) -> None:  # type: ignore[no-untyped-def]
                              help="consent to sharing across sectors (no: only the data "
                                   "custodian sees the data)")
     patient_add.set_defaults(run=_admin(_patient_add))
+    _audit_parsers(sub)
+
+
+def _audit_parsers(sub) -> None:  # type: ignore[no-untyped-def]
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(metavar="ACTION")
+    audit.add_parser("verify", help="check the hash chain; exit 1 when broken").set_defaults(
+        run=_admin(_audit_verify))
+    search = audit.add_parser("search", help="list audit records, newest first")
+    search.add_argument("--patient", help="patient id")
+    search.add_argument("--user", type=int, help="user id")
+    search.add_argument("--org", help="organisation id")
+    search.add_argument("--action")
+    search.add_argument("--door", choices=("ui", "api", "fhir", "live", "cli", "export"))
+    search.add_argument("--before", type=int, help="only records with a smaller id (paging)")
+    search.add_argument("--limit", type=int, default=100)
+    search.add_argument("--json", action="store_true", help="print one JSON document")
+    search.set_defaults(run=_admin(_audit_search))
 
 
 def _admin(command):  # type: ignore[no-untyped-def]
@@ -228,7 +245,54 @@ def _patient_add(session, args: argparse.Namespace) -> int:  # type: ignore[no-u
     patient = add_patient(session, args.cpr, args.given, args.family, args.team,
                           custodian=args.custodian,
                           sharing_consent=args.sharing_consent == "yes")
+    _audited(session, patient.id, "create", f"Patient/{patient.id}")
     print(patient.id)
+    return 0
+
+
+def _audited(session, patient_id: str | None, action: str, resource: str,  # type: ignore[no-untyped-def]
+             detail: str = "") -> None:
+    """Append what a command did to the audit log, in the command's transaction."""
+    import getpass
+
+    from telekol.server import audit
+
+    actor = audit.Actor(username=f"os:{getpass.getuser()}"[:64])
+    audit.append(session, [audit.Entry(actor, patient_id, action, resource, "cli",
+                                       detail=detail)])
+
+
+def _audit_verify(session, _args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from telekol.server import audit
+
+    check = audit.verify(session)
+    _audited(session, None, "verify", "AuditRecord")
+    if check.ok:
+        print(f"intact: {check.checked} records; last hash {check.last_hash}")
+        return 0
+    print(f"BROKEN at record {check.first_bad_id}: {check.reason} ({check.checked} records "
+          f"before it are intact; last good hash {check.last_hash})")
+    return 1
+
+
+def _audit_search(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from telekol.server import audit
+
+    criteria = {"patient_id": args.patient, "user_id": args.user, "organization_id": args.org,
+                "action": args.action, "door": args.door, "before_id": args.before}
+    rows = audit.search(session, **criteria, limit=args.limit)
+    shown = " ".join(f"{k}={v}" for k, v in criteria.items() if v is not None)
+    _audited(session, None, "search", "AuditRecord", detail=shown)
+    if args.json:
+        json.dump([audit.record_view(row) for row in rows], sys.stdout, ensure_ascii=False,
+                  indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for row in rows:
+        view = audit.record_view(row)
+        print("\t".join(str(view[k] if view[k] is not None else "-") for k in (
+            "id", "at", "username", "role", "organization_id", "patient_id", "action",
+            "resource", "door", "outcome")))
     return 0
 
 

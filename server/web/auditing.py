@@ -1,16 +1,33 @@
 """What a request did to patient data, noted by the views and written to the audit log.
 
 Views call `note(...)` once they know which patients a request touches; the audit hook
-(server/audit.py, wired in server/web/__init__.py) writes one chained record per patient
-after the response is made, with the outcome taken from the HTTP status.
+(`init_app`, wired in server/web/__init__.py) writes one chained record per noted patient
+after the response is made, in a transaction of its own (server/audit.py), with the outcome
+taken from the HTTP status. If the records cannot be written, the response is replaced by
+a 503: no patient data leaves without its audit record. A request that noted nothing but
+was refused (403/404) while naming an existing patient is recorded as a denied attempt,
+so the patient can see it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import g
+from flask import Flask, Response, g, jsonify, request
+from flask_babel import gettext as _
+from sqlmodel import Session, col, select
+from telekol.server import audit
+from telekol.server.models import Patient
+from telekol.server.web.context import services
+
+log = logging.getLogger("telekol.audit")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update",
+            "PATCH": "update", "DELETE": "delete"}
+WITHHELD = "the audit log could not be written, so the answer is withheld; try again"
 
 
 @dataclass(frozen=True)
@@ -39,3 +56,102 @@ def note(patient_ids: str | Iterable[str] | None, action: str, resource: str, *,
 def noted() -> list[Noted]:
     """Return what this request has noted so far."""
     return list(g.get("audit_notes", []))
+
+
+def init_app(app: Flask) -> None:
+    """Write every request's noted accesses after the response (also after an error)."""
+    app.after_request(_write_after)
+    app.teardown_request(_write_on_error)
+
+
+def door_of(path: str) -> str:
+    """Return the door a request came through: api, fhir or ui."""
+    if path == "/api" or path.startswith("/api/"):
+        return "api"
+    return "fhir" if path == "/fhir" or path.startswith("/fhir/") else "ui"
+
+
+def _write_after(response: Response) -> Response:
+    g.audit_written = True
+    try:
+        entries = _entries(response.status_code)
+        if entries:
+            audit.record(services().engine, entries)
+    except Exception as error:
+        # The class and endpoint only: a traceback could carry SQL parameters (names in the
+        # record), and a path could hold a CPR number typed as an id.
+        log.error("audit records could not be written (%s); %s %s answered 503 instead",
+                  type(error).__name__, request.method, request.endpoint)
+        return _withheld()
+    return response
+
+
+def _write_on_error(error: BaseException | None) -> None:
+    # Only when an exception escaped before the after-request hooks ran.
+    if error is None or g.get("audit_written"):
+        return
+    g.audit_written = True
+    try:
+        entries = _entries(500)
+        if entries:
+            audit.record(services().engine, entries)
+    except Exception as failure:
+        log.error("audit records of a failed request could not be written (%s)",
+                  type(failure).__name__)
+
+
+def _entries(status: int) -> list[audit.Entry]:
+    notes = noted()
+    outcome, door = audit.outcome_for(status), door_of(request.path)
+    if notes:
+        actor = audit.Actor.of(_user())
+        return [audit.Entry(actor, patient_id, n.action, n.resource, door, outcome, status,
+                            n.detail) for n in notes for patient_id in n.patient_ids]
+    if status not in (403, 404):
+        return []
+    named = _existing(_named_patients())
+    actor = audit.Actor.of(_user()) if named else audit.Actor()
+    if actor.user_id is None:
+        return []
+    action = "search" if request.method == "GET" and not request.view_args else _ACTIONS.get(
+        request.method, request.method.lower())
+    return [audit.Entry(actor, patient_id, action, request.path[:300], door, outcome, status,
+                        "refused") for patient_id in named]
+
+
+def _user():  # type: ignore[no-untyped-def]
+    from telekol.server.web.auth import signed_in
+
+    return signed_in()
+
+
+def _named_patients() -> list[str]:
+    """Return the patient ids a request's URL names (view args, `patient`, `subject`)."""
+    found = [str(v) for k, v in (request.view_args or {}).items() if k == "patient_id"]
+    for name in ("patient", "subject"):
+        for raw in request.args.getlist(name):
+            found += [part.strip().rstrip("/").rpartition("/")[2] for part in raw.split(",")]
+    return [ident for ident in dict.fromkeys(found) if _ID.fullmatch(ident)]
+
+
+def _existing(ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    with Session(services().engine) as session:
+        known = set(session.exec(select(Patient.id).where(col(Patient.id).in_(ids))).all())
+    return [ident for ident in ids if ident in known]
+
+
+def _withheld() -> Response:
+    door = door_of(request.path)
+    if door == "fhir":
+        from telekol.server.web.fhir_http import outcome_response
+
+        return outcome_response(503, "transient", WITHHELD)
+    if door == "api":
+        response = jsonify(error=WITHHELD)
+    else:
+        response = Response(_("The audit log could not be written, so this page is withheld. "
+                              "Please try again."), mimetype="text/plain")
+    response.status_code = 503
+    return response

@@ -1,4 +1,9 @@
-"""Live updates: internal MQTT events fanned out over Socket.IO namespace /live."""
+"""Live updates: internal MQTT events fanned out over Socket.IO namespace /live.
+
+Both ends are audited (server/audit.py, door "live"): a connection joining its rooms, and
+every event pushed to an organisation's room (one record per event and room, written before
+the push; if the records cannot be written, that message's events are not pushed).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,15 @@ from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.engine import Engine
 from telekol.device_gateway.mqtt import make_client
-from telekol.server import events
+from telekol.server import audit, events
 from telekol.server.access import rooms_of
 from telekol.server.broker import service_password
 from telekol.server.config import Settings
+from telekol.server.db import make_engine
 from telekol.server.web.auth import user_for_token
+from telekol.server.web.context import services
 from telekol.server.web.extensions import socketio
 
 log = logging.getLogger("telekol.live")
@@ -37,17 +45,43 @@ def on_connect(auth: Any = None) -> None:
         user = user_for_token(token)
     if user is None:
         raise ConnectionRefusedError("authentication required")
-    for room in rooms_of(user):
+    rooms = rooms_of(user)
+    subscribed = audit.Entry(audit.Actor.of(user), user.patient_id if user.role == "patient"
+                             else None, "subscribe", "rooms:" + ",".join(rooms), "live")
+    try:
+        audit.record(services().engine, [subscribed])
+    except Exception as error:  # no audit record, no live data
+        log.error("could not audit a live connection (%s); refused", type(error).__name__)
+        raise ConnectionRefusedError("temporarily unavailable") from None
+    for room in rooms:
         join_room(room)
     log.info("live client connected (user %s, sid %s)", user.id, request.sid)  # type: ignore[attr-defined]
+
+
+def push_entries(batch: list[dict[str, Any]]) -> list[audit.Entry]:
+    """Return one audit entry per event and organisation room it goes to (a disclosure)."""
+    entries = []
+    for event in batch:
+        rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
+        data: dict[str, Any] = event["data"] if isinstance(event.get("data"), dict) else {}
+        patient: dict[str, Any] = data["patient"] if isinstance(data.get("patient"),
+                                                                dict) else {}
+        patient_id = patient.get("id") or next(
+            (r.removeprefix("patient:") for r in rooms if r.startswith("patient:")), None)
+        resource = f"{str(event.get('type'))[:40]}/{data.get('id', '')}"
+        entries += [audit.Entry(audit.Actor(organization_id=room.removeprefix("org:")),
+                                patient_id, "push", resource, "live")
+                    for room in rooms if room.startswith("org:")]
+    return entries
 
 
 class LiveBridge:
     """Subscribe to the gateway's internal events and emit them to the allowed rooms."""
 
-    def __init__(self, settings: Settings, sio: SocketIO) -> None:
+    def __init__(self, settings: Settings, sio: SocketIO, engine: Engine | None = None) -> None:
         self.settings = settings
         self.sio = sio
+        self.engine = engine if engine is not None else make_engine(settings.database_url)
         self.connected = threading.Event()
         self.gateway: dict[str, Any] = {}
         self.gateway_seen = 0.0
@@ -115,12 +149,22 @@ class LiveBridge:
             if message.topic == events.GATEWAY_HEALTH_TOPIC:
                 self._gateway_report(bytes(message.payload))
                 return
-            for event in events.decode(bytes(message.payload)):
-                rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
-                if rooms:
-                    self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
+            self.deliver(events.decode(bytes(message.payload)))
         except Exception:
             log.exception("could not deliver a live event")
+
+    def deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Audit the disclosures of one broker message in one transaction, then push."""
+        try:
+            audit.record(self.engine, push_entries(batch))
+        except Exception as error:
+            log.error("could not audit %d live event(s) (%s); not pushed", len(batch),
+                      type(error).__name__)
+            return
+        for event in batch:
+            rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
+            if rooms:
+                self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
 
     def _gateway_report(self, payload: bytes) -> None:
         try:

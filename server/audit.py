@@ -1,0 +1,222 @@
+"""The audit log: who did what to which patient's data, through which door, in a hash chain.
+
+Every door appends here. Records are never changed: the database refuses UPDATE and DELETE
+on the table (triggers made by server/migrate.py), and each record's hash covers the
+previous record's hash and the record's own fields, so a record changed or deleted behind
+the triggers' back breaks the chain where it happened (`verify`). Removing the newest
+records leaves a shorter chain that is still intact: compare `verify`'s count and last hash
+with a copy kept outside the database to detect that (docs/operations.md, "Audit log").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, select
+from telekol.server.db import session_scope, utcnow
+from telekol.server.models import AuditRecord, Organization, User
+
+GENESIS = "0" * 64  # the prev_hash of the first record
+# PostgreSQL advisory lock that serialises appends ("TKOL" in ASCII).
+APPEND_LOCK = 0x544B4F4C
+MAX_LIMIT = 1000
+_VERIFY_BATCH = 1000
+_ATTEMPTS = 5
+_LENGTHS = {"username": 64, "display_name": 200, "role": 20, "organization_id": 64,
+            "patient_id": 64, "action": 20, "resource": 300, "door": 10, "outcome": 20,
+            "detail": 500}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, as they were at the time: a user, or an organisation alone (a live push)."""
+
+    user_id: int | None = None
+    username: str | None = None
+    display_name: str | None = None
+    role: str | None = None
+    organization_id: str | None = None
+
+    @classmethod
+    def of(cls, user: User | None) -> Actor:
+        """Return the actor for a signed-in user (nobody for None)."""
+        if user is None:
+            return cls()
+        return cls(user.id, user.username, user.display_name, user.role, user.organization_id)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One access to append: who, which patient, what, through which door, how it went."""
+
+    actor: Actor
+    patient_id: str | None
+    action: str  # read | search | create | update | delete | export | subscribe | push ...
+    resource: str
+    door: str  # ui | api | fhir | live | cli | export
+    outcome: str = "success"  # success | denied | failed
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The result of walking the chain: intact, or where it first breaks and why."""
+
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    reason: str = ""
+    last_hash: str = GENESIS  # of the last record that checked out
+
+
+def outcome_for(status: int) -> str:
+    """Return the outcome of an HTTP status: success, denied (401/403/404) or failed."""
+    if status < 400:
+        return "success"
+    return "denied" if status in (401, 403, 404) else "failed"
+
+
+def append(session: Session, entries: Sequence[Entry]) -> list[AuditRecord]:
+    """Append records to the chain in the caller's transaction (commit to keep them)."""
+    if not entries:
+        return []
+    _serialise(session)
+    previous = session.exec(select(AuditRecord.hash).order_by(
+        col(AuditRecord.id).desc()).limit(1)).first() or GENESIS
+    now, rows = utcnow(), []
+    for entry in entries:
+        row = _chained(entry, previous, now)
+        session.add(row)
+        session.flush()  # one by one, so ids follow the chain
+        previous = row.hash
+        rows.append(row)
+    return rows
+
+
+def record(engine: Engine, entries: Sequence[Entry]) -> None:
+    """Append in a transaction of its own, retrying when another writer won the tail."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            with session_scope(engine) as session:
+                append(session, entries)
+            return
+        except (IntegrityError, OperationalError):
+            # The unique prev_hash refused a fork, or SQLite refused a stale snapshot.
+            if attempt == _ATTEMPTS - 1:
+                raise
+
+
+def _serialise(session: Session) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    elif dialect == "sqlite":
+        # pysqlite begins the transaction at the first write, and a WAL read snapshot cannot
+        # later become a write: take the write lock (no rows change) before reading the tail.
+        session.execute(text("UPDATE auditrecord SET id = id WHERE 0"))
+
+
+def _chained(entry: Entry, previous: str, at: datetime) -> AuditRecord:
+    actor = entry.actor
+    fields: dict[str, Any] = {
+        "at": at, "user_id": actor.user_id, "username": actor.username,
+        "display_name": actor.display_name, "role": actor.role,
+        "organization_id": actor.organization_id, "patient_id": entry.patient_id,
+        "action": entry.action, "resource": entry.resource, "door": entry.door,
+        "outcome": entry.outcome, "status": entry.status, "detail": entry.detail}
+    for name, limit in _LENGTHS.items():
+        if isinstance(fields[name], str):
+            fields[name] = fields[name][:limit]
+    row = AuditRecord(**fields, prev_hash=previous, hash="")
+    row.hash = chain_hash(previous, row)
+    return row
+
+
+def chain_hash(previous: str, row: AuditRecord) -> str:
+    """Return SHA-256 (hex) over the previous hash and a canonical JSON of the record."""
+    fields = {"at": row.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+              **{name: getattr(row, name) for name in (
+                  "user_id", "username", "display_name", "role", "organization_id",
+                  "patient_id", "action", "resource", "door", "outcome", "status", "detail")}}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((previous + canonical).encode()).hexdigest()
+
+
+def verify(session: Session) -> ChainCheck:
+    """Walk the chain in id order, in batches, and report the first record that breaks it."""
+    expected, checked, last_id = GENESIS, 0, 0
+    while True:
+        batch = session.exec(select(AuditRecord).where(col(AuditRecord.id) > last_id).order_by(
+            col(AuditRecord.id)).limit(_VERIFY_BATCH)).all()
+        if not batch:
+            return ChainCheck(True, checked, last_hash=expected)
+        for row in batch:
+            if row.prev_hash != expected:
+                return ChainCheck(False, checked, row.id, "the record before it is missing, or "
+                                  "it was inserted out of the chain", expected)
+            if chain_hash(row.prev_hash, row) != row.hash:
+                return ChainCheck(False, checked, row.id, "the record was changed", expected)
+            expected, checked, last_id = row.hash, checked + 1, row.id or 0
+
+
+def search(session: Session, *, patient_id: str | None = None, user_id: int | None = None,
+           organization_id: str | None = None, action: str | None = None,
+           door: str | None = None, since: datetime | None = None,
+           until: datetime | None = None, before_id: int | None = None,
+           limit: int = 100) -> list[AuditRecord]:
+    """Return the records matching every given criterion, newest first (keyset `before_id`)."""
+    query = select(AuditRecord)
+    for column, value in ((AuditRecord.patient_id, patient_id), (AuditRecord.user_id, user_id),
+                          (AuditRecord.organization_id, organization_id),
+                          (AuditRecord.action, action), (AuditRecord.door, door)):
+        if value is not None:
+            query = query.where(col(column) == value)
+    if since is not None:
+        query = query.where(col(AuditRecord.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditRecord.at) < until)
+    if before_id is not None:
+        query = query.where(col(AuditRecord.id) < before_id)
+    limit = max(1, min(limit, MAX_LIMIT))
+    return list(session.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)).all())
+
+
+def access_log(session: Session, patient_id: str, *, before_id: int | None = None,
+               limit: int = 100) -> list[AuditRecord]:
+    """Return who accessed a patient's data, newest first (the patient's own view)."""
+    return search(session, patient_id=patient_id, before_id=before_id, limit=limit)
+
+
+def organization_names(session: Session, rows: Iterable[AuditRecord]) -> dict[str, str]:
+    """Return the names of the organisations the records name (by id)."""
+    ids = {row.organization_id for row in rows if row.organization_id}
+    if not ids:
+        return {}
+    found = session.exec(select(Organization.id, Organization.name).where(
+        col(Organization.id).in_(ids))).all()
+    return dict(found)
+
+
+def resource_kind(resource: str) -> str:
+    """Return the kind of thing a resource string names: "Observation" for "Observation?..."."""
+    return resource.split("?", 1)[0].split("/", 1)[0] or resource
+
+
+def record_view(row: AuditRecord) -> dict[str, Any]:
+    """Return a record as JSON for the API and the command line."""
+    return {"id": row.id, "at": row.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "user_id": row.user_id, "username": row.username,
+            "display_name": row.display_name, "role": row.role,
+            "organization_id": row.organization_id, "patient_id": row.patient_id,
+            "action": row.action, "resource": row.resource, "door": row.door,
+            "outcome": row.outcome, "status": row.status, "detail": row.detail,
+            "prev_hash": row.prev_hash, "hash": row.hash}
