@@ -377,6 +377,11 @@ class Episode(SQLModel, table=True):
 class Handover(SQLModel, table=True):
     """A request to hand monitoring or treatment responsibility to another organisation."""
 
+    # One pending request per episode and responsibility, also between two web processes.
+    __table_args__ = (Index("ux_handover_pending", "episode_id", "responsibility", unique=True,
+                            sqlite_where=text("status = 'pending'"),
+                            postgresql_where=text("status = 'pending'")),)
+
     id: int | None = Field(default=None, primary_key=True)
     episode_id: str = Field(foreign_key="episode.id", index=True, max_length=64)
     responsibility: str = Field(max_length=20)  # monitoring | treatment

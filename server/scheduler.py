@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
@@ -22,10 +22,12 @@ from sqlmodel import Session, col, select
 from telekol.server import events, inbox
 from telekol.server.alert_lifecycle import live_event, record
 from telekol.server.db import session_scope, utcnow
+from telekol.server.episodes import finished_patient_ids
 from telekol.server.escalation import TIMEZONE, apply_escalations, ensure_default_policy
 from telekol.server.models import (
     Alert,
     Device,
+    Episode,
     InboundMessage,
     MeasurementSchedule,
     Observation,
@@ -34,6 +36,7 @@ from telekol.server.models import (
     QuarantinedMessage,
     ScheduledAlertKey,
 )
+from telekol.server.pauses import paused_patient_ids, resumed_at
 from telekol.server.rule_context import parameters_for
 from telekol.server.rules import (
     DeviceState,
@@ -65,18 +68,43 @@ def ensure_defaults(engine: Engine) -> None:
 
 
 def occurrences(rows: list[MeasurementSchedule], patient_id: str, since: datetime,
-                now: datetime) -> tuple[ScheduledMeasurement, ...]:
-    """Return the patient's due times today and yesterday (local), not before `since`."""
-    mine = {r.code: r for r in rows if r.patient_id is None}
-    mine.update({r.code: r for r in rows if r.patient_id == patient_id})
+                now: datetime, started: datetime | None = None) -> tuple[ScheduledMeasurement, ...]:
+    """Return the patient's due times today and yesterday (local), not before `since`.
+
+    A patient's own rows for a code replace the default rows for that code. Plan days
+    (`from_day`, `to_day`, `every_days`) count from the local date of `started`, the start
+    of the patient's current episode (`since` when not given); day 0 is that date.
+    """
+    chosen = _rows_in_force(rows, patient_id)
     today = now.astimezone(TIMEZONE).date()
-    found = []
-    for row in mine.values():
+    first = (started or since).astimezone(TIMEZONE).date()
+    found: dict[tuple[str, datetime], ScheduledMeasurement] = {}
+    for row in chosen:
         for day in (today - timedelta(days=1), today):
+            if not _scheduled_on(row, day, (day - first).days):
+                continue
             due = datetime.combine(day, time.fromisoformat(row.due_local), TIMEZONE)
-            if since <= due <= now:
-                found.append(ScheduledMeasurement(row.code, due.astimezone(now.tzinfo)))
-    return tuple(found)
+            if since <= due <= now:  # two rows at the same time count once
+                found[(row.code, due)] = ScheduledMeasurement(row.code,
+                                                              due.astimezone(now.tzinfo))
+    return tuple(found.values())
+
+
+def _rows_in_force(rows: list[MeasurementSchedule],
+                   patient_id: str) -> list[MeasurementSchedule]:
+    """Return the patient's own rows, and the default rows of codes they have none of."""
+    own = [r for r in rows if r.patient_id == patient_id]
+    codes = {r.code for r in own}
+    return own + [r for r in rows if r.patient_id is None and r.code not in codes]
+
+
+def _scheduled_on(row: MeasurementSchedule, day: date, plan_day: int) -> bool:
+    """Return whether the row expects its measurement on `day`, plan day `plan_day`."""
+    if plan_day < row.from_day or (row.to_day is not None and plan_day > row.to_day):
+        return False
+    if row.weekdays and day.weekday() not in row.weekdays:
+        return False
+    return (plan_day - row.from_day) % max(row.every_days, 1) == 0
 
 
 def occurrence_key(request: AlertRequest, now: datetime) -> str:
@@ -117,8 +145,16 @@ class Scheduler:
         with Session(self.engine) as session:
             patients = list(session.exec(select(Patient)))
             schedule = list(session.exec(select(MeasurementSchedule)))
+            # Paused, or the episode has finished: nothing is expected of the patient.
+            quiet = paused_patient_ids(session, now) | finished_patient_ids(session)
+            resumed = resumed_at(session, now)
+            # Care-plan days (from_day, to_day, every_days) count from the episode's start.
+            started = dict(session.exec(select(Episode.patient_id, Episode.started_at).where(
+                Episode.status != "finished")).all())
         for patient in patients:
-            found.extend(self._patient(patient, schedule, now))
+            if patient.id not in quiet:
+                found.extend(self._patient(patient, schedule, now, resumed.get(patient.id),
+                                           started.get(patient.id)))
         if found:
             self.publish(found)
         return found
@@ -179,8 +215,11 @@ class Scheduler:
         return found
 
     def _patient(self, patient: Patient, schedule: list[MeasurementSchedule],
-                 now: datetime) -> list[dict[str, Any]]:
-        plan = occurrences(schedule, patient.id, patient.created_at, now)
+                 now: datetime, resumed: datetime | None = None,
+                 started: datetime | None = None) -> list[dict[str, Any]]:
+        plan = occurrences(schedule, patient.id, patient.created_at, now, started=started)
+        if resumed is not None:  # what fell due during a pause is not missing
+            plan = tuple(item for item in plan if item.due > resumed)
         with Session(self.engine) as session:
             ctx = PatientContext(patient.id, now, _recent(session, patient.id, now),
                                  schedule=plan, devices=_devices(session, patient.id))

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0b49ba483c6c
+Revision ID: 29e556d93e30
 Revises: 
-Create Date: 2026-11-25 23:43:11.119298
+Create Date: 2026-11-26 00:28:35.062359
 """
 from collections.abc import Sequence
 
@@ -13,7 +13,7 @@ from alembic import op
 import telekol.server.db
 
 
-revision: str = '0b49ba483c6c'
+revision: str = '29e556d93e30'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -363,6 +363,7 @@ def upgrade() -> None:
     with op.batch_alter_table('handover', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_handover_episode_id'), ['episode_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_handover_to_org_id'), ['to_org_id'], unique=False)
+        batch_op.create_index('ux_handover_pending', ['episode_id', 'responsibility'], unique=True, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
 
     op.create_table('message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -524,6 +525,7 @@ def downgrade() -> None:
 
     op.drop_table('message')
     with op.batch_alter_table('handover', schema=None) as batch_op:
+        batch_op.drop_index('ux_handover_pending', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
         batch_op.drop_index(batch_op.f('ix_handover_to_org_id'))
         batch_op.drop_index(batch_op.f('ix_handover_episode_id'))
 
