@@ -1,14 +1,18 @@
-"""Store a reading a patient reported by telephone, entered by a clinician (the non-digital route).
+"""Store what a patient reported by telephone, on paper or in person (the non-digital route).
 
-The stored Observation is rebuilt with the same mapping and triage as device data; a
-Provenance records who entered it and how it was obtained. Nothing is published live.
+A clinician enters it; the stored Observation is rebuilt with the same mapping and
+triage as device data, the same alert rules run on it (`raise_rule_alerts`) and a
+Provenance records who entered it and how it was obtained. The doors publish
+`live_events` after the commit. `POST /fhir/Observation` arrives at `enter_reading`;
+the JSON door and the pages reach `store_measurement` through server/phone_entry.py.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,13 +21,19 @@ from sqlmodel import Session, select
 from telekol.device_gateway.payload import Measurement
 from telekol.device_gateway.readings import parse_readings
 from telekol.device_gateway.timestamps import fhir_datetime_text, parse_taken_at
-from telekol.fhir.codes import OBSERVATION_KEY_SYSTEM, MeasurementType, type_for_coding
+from telekol.fhir.codes import (
+    OBSERVATION_KEY_SYSTEM,
+    READING_CODES,
+    MeasurementType,
+    type_for_coding,
+)
 from telekol.fhir.observation import observations_for
-from telekol.fhir.practitioner import CLINICIAN_ROLES, reference
-from telekol.fhir.provenance import telephone_entry_provenance
+from telekol.fhir.practitioner import reference
+from telekol.fhir.provenance import entry_provenance
 from telekol.fhir.validation import InvalidResource, validate_resource
-from telekol.server.access import visible_patient
-from telekol.server.alert_store import raise_alerts
+from telekol.server import alert_lifecycle, events, rules
+from telekol.server.access import ACTIONS, may, team_organizations, visible_patient
+from telekol.server.alert_store import raise_alerts, rank, restates_limits
 from telekol.server.db import utcnow
 from telekol.server.fhir_resources import instant
 from telekol.server.fhir_search import (
@@ -33,8 +43,18 @@ from telekol.server.fhir_search import (
     observation_filter,
     reference_id,
 )
-from telekol.server.models import Observation, StoredResource, Threshold, User
+from telekol.server.models import (
+    Alert,
+    InboundMessage,
+    Observation,
+    Patient,
+    StoredResource,
+    Threshold,
+    User,
+)
 from telekol.server.observation_rows import observation_row, triage_readings
+from telekol.server.rule_context import BatchContexts
+from telekol.server.triage import AlertRequest
 
 
 class EntryRefused(PermissionError):
@@ -54,40 +74,129 @@ class DuplicateEntry(ValueError):
 
 
 def check_writer(user: User) -> None:
-    """Refuse users who are not clinicians of an organisation."""
-    if user.role not in CLINICIAN_ROLES or user.organization_id is None:
+    """Refuse users whose role may never enter data for a patient (before any patient is known)."""
+    roles, _ = ACTIONS["enter_data"]
+    if user.role not in roles or user.organization_id is None:
         raise EntryRefused(f"a {user.role} account may not enter readings")
 
 
+def check_may_enter(session: Session, user: User, patient_id: str) -> None:
+    """Raise SubjectNotFound if `user` may not see the patient, EntryRefused if not enter."""
+    if visible_patient(session, user, patient_id) is None:
+        raise SubjectNotFound(f"Patient/{patient_id} is not known")
+    if not may(session, user, "enter_data", patient_id):
+        raise EntryRefused(f"a {user.role} account may not enter data for this patient")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An entered Observation just stored (not committed) and the alerts it raised or updated."""
+
+    row: Observation
+    alerts: list[Alert]
+
+
 def enter_reading(session: Session, user: User, body: Any, *, now: datetime | None = None,
-                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> dict[str, Any]:
-    """Store a reported reading with its triage, alerts and Provenance; return the Observation."""
-    check_writer(user)
+                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Store a posted Observation with its triage, alerts and Provenance.
+
+    Return the stored resource and the live events announcing it (publish them).
+    """
     now = now or utcnow()
-    patient_id, mtype, measurement, identifiers = parse_reported(session, user, body, now)
-    if session.exec(select(Observation.id).where(
-            Observation.device_id == MANUAL_DEVICE, Observation.msg_id == measurement.msg_id,
-            Observation.type_code == mtype.code)).first():
+    patient_id, _, measurement, identifiers = parse_reported(session, user, body, now)
+    check_may_enter(session, user, patient_id)  # 404 if not visible, 403 if not allowed
+    check_writer(user)  # a patient may enter data, but through their own pages
+    if existing_entry(session, measurement.msg_id) is not None:
         raise DuplicateEntry("an Observation with this identifier is already stored")
-    limits = {t.measurement: t for t in session.exec(
-        select(Threshold).where(Threshold.patient_id == patient_id))}
-    triage, alerts = triage_readings(measurement.readings, limits.get)
+    stored = store_measurement(session, user, patient_id, measurement, method="telephone",
+                               identifiers=identifiers, now=now, new_id=new_id)
+    announced = live_events(session, patient_id, [stored.row], stored.alerts)
+    session.commit()
+    return json.loads(stored.row.resource), announced
+
+
+def store_measurement(session: Session, user: User, patient_id: str, measurement: Measurement,
+                      *, method: str, now: datetime, new_id: Callable[[], str],
+                      identifiers: Sequence[dict[str, str]] = (), note: str | None = None,
+                      ) -> Stored:
+    """Add a reported measurement's Observation, ledger row, alerts and Provenance."""
+    contexts, limits = load_rule_context(session, patient_id, now)  # before the new row
+    triage, _ = triage_readings(measurement.readings, limits.get)
     [(type_code, resource)] = observations_for(measurement, patient_id=patient_id,
                                                device_id=MANUAL_DEVICE, issued=now, triage=triage)
     resource.pop("device")
     resource["identifier"] += identifiers
-    resource["performer"] = [reference("Practitioner", str(user.id), user.display_name),
-                             reference("Organization", user.organization_id or "")]
+    performer = reference("Practitioner", str(user.id), user.display_name)
+    resource["performer"] = [performer, reference("Organization", user.organization_id or "")]
+    if note:
+        resource["note"] = [{"authorReference": performer, "time": instant(now), "text": note}]
     row = observation_row(new_id(), patient_id, MANUAL_DEVICE, measurement.msg_id, type_code,
                           measurement.taken_at, now, resource)
+    session.add(InboundMessage(device_id=MANUAL_DEVICE, msg_id=measurement.msg_id,
+                               patient_id=patient_id, received_at=now,
+                               taken_at=measurement.taken_at))
     session.add(row)
     session.flush()
-    raise_alerts(session, patient_id, row.id,
-                 [request for requests in alerts.values() for request in requests], now,
-                 actor_user_id=user.id)
-    session.add(_provenance(user, row, new_id(), now))
-    session.commit()
-    return json.loads(row.resource)
+    readings = [rules.Reading(r.code, r.value, r.unit, measurement.taken_at, now)
+                for r in measurement.readings if r.code in READING_CODES]
+    alerts = raise_rule_alerts(session, contexts, patient_id, readings, row.id, now, user.id)
+    session.add(provenance_row(user, patient_id, [f"Observation/{row.id}"], method=method,
+                               now=now, provenance_id=new_id()))
+    return Stored(row, alerts)
+
+
+def load_rule_context(session: Session, patient_id: str, now: datetime,
+                      ) -> tuple[BatchContexts, dict[str, Threshold]]:
+    """Load the patient's limits and recent readings as the ingest batch does."""
+    limits = {t.measurement: t for t in session.exec(
+        select(Threshold).where(Threshold.patient_id == patient_id))}
+    contexts = BatchContexts(session, [patient_id], now,
+                             {(patient_id, code): row for code, row in limits.items()})
+    return contexts, limits
+
+
+def raise_rule_alerts(session: Session, contexts: BatchContexts, patient_id: str,
+                      readings: Sequence[rules.Reading], observation_id: str, now: datetime,
+                      actor_user_id: int | None) -> list[Alert]:
+    """Run the device readings' rules on entered readings; open or update their alerts.
+
+    As in the ingest batch: one request per rule (the worst), NEWS2 single-parameter
+    triggers the care plan's limits already judge are dropped. Device rules (clock,
+    battery) do not apply to a reading a person reported.
+    """
+    contexts.add(patient_id, readings)
+    ctx = contexts.context(patient_id)
+    chosen: dict[str, AlertRequest] = {}
+    for reading in readings:
+        for request in rules.evaluate(reading, ctx):
+            if request.rule.startswith("device:") or restates_limits(request, ctx):
+                continue
+            current = chosen.get(request.rule)
+            if current is None or rank(request.severity) >= rank(current.severity):
+                chosen[request.rule] = request
+    return raise_alerts(session, patient_id, observation_id, list(chosen.values()), now,
+                        actor_user_id=actor_user_id)
+
+
+def existing_entry(session: Session, msg_id: str) -> Observation | None:
+    """Return the entered Observation stored under `msg_id`, if any (readings and scores)."""
+    return session.exec(select(Observation).where(
+        Observation.device_id == MANUAL_DEVICE, Observation.msg_id == msg_id)).first()
+
+
+def live_events(session: Session, patient_id: str, rows: Sequence[Observation],
+                alerts: Sequence[Alert]) -> list[dict[str, Any]]:
+    """Return the `observation` and `alert` events of an entry, as the gateway sends them."""
+    patient = session.get(Patient, patient_id)
+    assert patient is not None
+    rooms = events.rooms_for(patient_id, team_organizations(session, [patient_id]).get(
+        patient_id, []))
+    found = [{"type": "observation", "rooms": rooms,
+              "data": events.observation_payload(row, patient)} for row in rows]
+    return found + [{"type": "alert", "rooms": rooms,
+                     "data": alert_lifecycle.alert_view(session, alert, patient)}
+                    for alert in alerts]
 
 
 def parse_reported(session: Session, user: User, body: Any, now: datetime,
@@ -178,15 +287,15 @@ def _item(code: str, quantity: dict[str, Any] | None, where: str) -> dict[str, A
     return {"code": code, "value": float(quantity["value"]), "unit": unit}
 
 
-def _provenance(user: User, row: Observation, provenance_id: str,
-                now: datetime) -> StoredResource:
-    resource = telephone_entry_provenance(
-        provenance_id=provenance_id, observation_id=row.id, patient_id=row.patient_id,
+def provenance_row(user: User, patient_id: str, targets: Sequence[str], *, method: str,
+                   now: datetime, provenance_id: str, what: str = "Reading") -> StoredResource:
+    """Return the stored Provenance of data `user` entered for the patient."""
+    resource = entry_provenance(
+        provenance_id=provenance_id, targets=targets, patient_id=patient_id,
         practitioner=reference("Practitioner", str(user.id), user.display_name),
-        organization_id=user.organization_id, recorded=instant(now))
+        organization_id=user.organization_id, recorded=instant(now), method=method, what=what)
     resource["meta"] = {"versionId": "1", "lastUpdated": instant(now)}
     return StoredResource(id=provenance_id, resource_type="Provenance",
-                          patient_id=row.patient_id, effective=now, version_id=1,
+                          patient_id=patient_id, effective=now, version_id=1,
                           last_updated=now, resource=json.dumps(
                               resource, separators=(",", ":"), ensure_ascii=False))
-

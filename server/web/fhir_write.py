@@ -9,8 +9,10 @@ import json
 
 from flask import Response, request
 from telekol.server import manual_entry
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import bearer_token, the_user
 from telekol.server.web.context import db
+from telekol.server.web.context import publish as push_live
 from telekol.server.web.fhir_http import (
     JSON_FORMATS,
     base_url,
@@ -39,7 +41,6 @@ def create_observation() -> Response:
                                 f"send the Observation as application/fhir+json, not "
                                 f"{request.mimetype or 'no Content-Type'}")
     try:
-        manual_entry.check_writer(the_user())
         criteria = request.headers.get("If-None-Exist")
         if criteria:
             matches = manual_entry.existing_matches(db(), the_user(), criteria)
@@ -47,11 +48,15 @@ def create_observation() -> Response:
                 return outcome_response(412, "multiple-matches",
                                         f"If-None-Exist {criteria!r} matches several Observations")
             if matches:
+                note(matches[0].patient_id, "read", f"Observation/{matches[0].id}")
                 return resource_response(json.loads(matches[0].resource))
         body = request.get_json(force=True, silent=True)
-        stored = manual_entry.enter_reading(db(), the_user(), body)
+        stored, announced = manual_entry.enter_reading(db(), the_user(), body)
     except tuple(kind for kind, _, _ in _ENTRY_ERRORS) as error:
         status, code = next((s, c) for k, s, c in _ENTRY_ERRORS if isinstance(error, k))
         return outcome_response(status, code, str(error))
+    note(stored["subject"]["reference"].rpartition("/")[2], "create",
+         f"Observation/{stored['id']}")
+    push_live(announced)
     location = f"{base_url()}/Observation/{stored['id']}/_history/1"
     return resource_response(stored, 201, {"Location": location})
