@@ -45,7 +45,11 @@
   function renderPatient(p) {
     let row = document.querySelector(`tr[data-patient="${CSS.escape(p.id)}"]`);
     if (!row) {
-      row = el("tr", { "data-patient": p.id });
+      row = el("tr", { "data-patient": p.id, class: "linked" });
+      // The whole row opens the patient's page; the name is the link keyboards reach.
+      row.addEventListener("click", (event) => {
+        if (!event.target.closest("a, button")) row.querySelector("td.name a").click();
+      });
       document.querySelector("#patients tbody").appendChild(row);
     }
     row.replaceChildren();
@@ -53,7 +57,9 @@
     status.appendChild(el("span", { class: `dot ${p.status}`, title: t[p.status] || p.status },
       t[p.status] || p.status));
     row.appendChild(status);
-    row.appendChild(el("td", { class: "name" }, p.display));
+    const name = el("td", { class: "name" });
+    name.appendChild(el("a", { href: `/patients/${encodeURIComponent(p.id)}` }, p.display));
+    row.appendChild(name);
     columns.forEach((code) => {
       const obs = p.latest[code];
       const cell = el("td", { "data-code": code, class: obs && obs.severity ? obs.severity : "" },
