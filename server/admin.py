@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 from telekol.fhir.cpr import InvalidCPR, validate_cpr
 from telekol.server.accounts import hash_password
 from telekol.server.db import utcnow
@@ -28,8 +29,21 @@ _ORG_ID = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
 _SOR = re.compile(r"\A[0-9]{6,20}\Z")
 
 
+def N_(text: str) -> str:
+    """Mark English text for the translation catalogue; the pages translate it."""
+    return text
+
+
 class AdminError(ValueError):
-    """Bad input to an administration command; the message says what to fix."""
+    """Bad input to an administration command; the message says what to fix.
+
+    `template` is English with %(name)s placeholders filled from `params`: the CLI prints
+    `str(error)`, a page shows `gettext(error.template, **error.params)`.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.template, self.params = template, params
+        super().__init__(template % params if params else template)
 
 
 @dataclass(frozen=True)
@@ -44,15 +58,15 @@ def add_organization(session: Session, org_id: str, name: str, kind: str,
                      sor_code: str | None = None) -> Organization:
     """Create an organisation."""
     if not _ORG_ID.match(org_id):
-        raise AdminError("an organisation id is 1-64 of a-z, 0-9, '.', '_', '-'")
+        raise AdminError(N_("an organisation id is 1-64 of a-z, 0-9, '.', '_', '-'"))
     if kind not in ORG_KINDS:
-        raise AdminError(f"kind must be one of {', '.join(ORG_KINDS)}")
+        raise AdminError(N_("kind must be one of %(kinds)s"), kinds=", ".join(ORG_KINDS))
     if not name.strip() or len(name) > 200:
-        raise AdminError("a name is 1-200 characters")
+        raise AdminError(N_("a name is 1-200 characters"))
     if sor_code is not None and not _SOR.match(sor_code):
-        raise AdminError("a SOR code is 6-20 digits")
+        raise AdminError(N_("a SOR code is 6-20 digits"))
     if session.get(Organization, org_id) is not None:
-        raise AdminError(f"organisation {org_id} already exists")
+        raise AdminError(N_("organisation %(id)s already exists"), id=org_id)
     organization = Organization(id=org_id, name=name.strip(), kind=kind, sor_code=sor_code)
     session.add(organization)
     session.flush()
@@ -64,24 +78,24 @@ def add_user(session: Session, username: str, display_name: str, role: str,
              password: str | None = None) -> NewUser:
     """Create a user; generate a password unless one is given."""
     if not _USERNAME.match(username):
-        raise AdminError("a username is 2-64 of a-z, 0-9, '.', '_', '-', starting with a "
-                         "letter or digit")
+        raise AdminError(N_("a username is 2-64 of a-z, 0-9, '.', '_', '-', starting with a "
+                            "letter or digit"))
     if role not in ROLES:
-        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+        raise AdminError(N_("role must be one of %(roles)s"), roles=", ".join(ROLES))
     if not display_name.strip() or len(display_name) > 200:
-        raise AdminError("a name is 1-200 characters")
+        raise AdminError(N_("a name is 1-200 characters"))
     if role in CLINICAL_ROLES and organization_id is None:
-        raise AdminError(f"a {role} needs --org")
+        raise AdminError("a %(role)s needs --org", role=role)  # the pages ask first
     if role == "patient" and patient_id is None:
         raise AdminError("a patient user needs --patient")
     if role != "patient" and patient_id is not None:
         raise AdminError("only a patient user has --patient")
     if organization_id is not None and session.get(Organization, organization_id) is None:
-        raise AdminError(f"no organisation {organization_id}")
+        raise AdminError(N_("no organisation %(id)s"), id=organization_id)
     if patient_id is not None and session.get(Patient, patient_id) is None:
-        raise AdminError(f"no patient {patient_id}")
+        raise AdminError(N_("no patient %(id)s"), id=patient_id)
     if _find(session, username) is not None:
-        raise AdminError(f"user {username} already exists")
+        raise AdminError(N_("user %(username)s already exists"), username=username)
     generated = None
     if password is None:
         password = generated = secrets.token_urlsafe(15)
@@ -96,7 +110,8 @@ def add_user(session: Session, username: str, display_name: str, role: str,
 def check_password(password: str) -> None:
     """Refuse a password that is too short or too long."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise AdminError(f"a password is {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters")
+        raise AdminError(N_("a password is %(min)d-%(max)d characters"), min=MIN_PASSWORD_LENGTH,
+                         max=MAX_PASSWORD_LENGTH)
 
 
 def set_password(session: Session, username: str, password: str) -> None:
@@ -109,11 +124,24 @@ def set_password(session: Session, username: str, password: str) -> None:
     session.add(user)
 
 
-def deactivate(session: Session, username: str) -> None:
-    """Stop a user logging in; their sessions and tokens stop working at once."""
+def deactivate(session: Session, username: str, *, acting: str | None = None) -> None:
+    """Stop a user logging in; their sessions and tokens stop working at once.
+
+    `acting` is the administrator doing it, who may not lock themselves out.
+    """
+    if acting is not None and acting == username:
+        raise AdminError(N_("you cannot deactivate yourself"))
     user = _user(session, username)
     user.active = False
     user.token_version += 1
+    session.add(user)
+
+
+def reactivate(session: Session, username: str) -> None:
+    """Let a deactivated user log in again (with their password; old sessions stay ended)."""
+    user = _user(session, username)
+    user.active = True
+    user.failed_logins, user.locked_until = 0, None
     session.add(user)
 
 
@@ -192,6 +220,29 @@ def list_users(session: Session) -> list[dict[str, Any]]:
              "failed_logins": u.failed_logins} for u in users]
 
 
+def list_organizations(session: Session) -> list[dict[str, Any]]:
+    """Return every organisation with its number of users."""
+    counts = dict(session.exec(select(User.organization_id, func.count()).where(
+        col(User.organization_id).is_not(None)).group_by(col(User.organization_id))).all())
+    organizations = session.exec(select(Organization).order_by(Organization.kind,
+                                                                Organization.id)).all()
+    return [{"id": o.id, "name": o.name, "kind": o.kind, "sor_code": o.sor_code,
+             "users": counts.get(o.id, 0)} for o in organizations]
+
+
+def patient_for_cpr(session: Session, cpr: str) -> str:
+    """Return the id of the patient with this CPR number (for linking a patient user)."""
+    try:
+        digits = validate_cpr(cpr.strip())
+    except InvalidCPR:
+        raise AdminError(N_("a CPR number is 10 digits, written DDMMYYSSSS or DDMMYY-SSSS")
+                         ) from None
+    patient_id = session.exec(select(Patient.id).where(Patient.cpr == digits)).first()
+    if patient_id is None:
+        raise AdminError(N_("no patient has this CPR number"))
+    return patient_id
+
+
 def _find(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
@@ -199,5 +250,5 @@ def _find(session: Session, username: str) -> User | None:
 def _user(session: Session, username: str) -> User:
     user = _find(session, username)
     if user is None:
-        raise AdminError(f"no user {username}")
+        raise AdminError(N_("no user %(username)s"), username=username)
     return user
