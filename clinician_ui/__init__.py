@@ -55,6 +55,8 @@ def logout():  # type: ignore[no-untyped-def]
 def dashboard():  # type: ignore[no-untyped-def]
     """Show the user's patients with their latest readings and live alerts."""
     user = the_user()
+    if user.role == "patient":
+        return redirect(url_for("ui.me"))  # a patient's start page is their own
     organization = db().get(Organization, user.organization_id) if user.organization_id else None
     return render_template("dashboard.html", user=user, organization=organization,
                            viewer=_viewer(user, organization), org_names=_org_names(user))
@@ -109,4 +111,13 @@ def _safe_next() -> str | None:
 
 
 # Imported last: the module adds its routes to `bp`, defined above.
-from telekol.clinician_ui import patient_views  # noqa: E402, F401
+from telekol.clinician_ui import (  # noqa: E402, F401
+    admin_views,
+    care_plan_views,
+    care_team_views,
+    message_views,
+    my_views,
+    patient_page_views,
+    patient_views,
+    phone_entry_views,
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import abort, render_template, request
@@ -10,11 +9,10 @@ from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
 from telekol.server.questionnaires import InvalidAnswers, QuestionnaireService, Submission
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
+from telekol.server.web.context import publish as push_live
 from telekol.server.web.context import services
-from telekol.server.web.extensions import socketio
-
-log = logging.getLogger("telekol.web")
 
 _BOOLEANS = {"yes": True, "no": False}
 
@@ -34,6 +32,8 @@ def questionnaire(kind: str):  # type: ignore[no-untyped-def]
         submission = service.submit(user.patient_id, kind, _form_answers(definition))
     except InvalidAnswers:
         return _page(definition, invalid=True), 400
+    note(user.patient_id, "create", f"Observation/{submission.observation_id}",
+         detail=f"questionnaire {kind}")
     _push_live(submission)
     return _page(definition, submission=submission)
 
@@ -62,13 +62,4 @@ def _form_answers(definition: QuestionnaireDef) -> dict[str, Any]:
 
 
 def _push_live(submission: Submission) -> None:
-    # Stored already; a screen that misses this event sees the score on its next load.
-    event = submission.event
-    try:
-        bridge = services().bridge
-        if bridge is not None:  # through the broker, so every web process hears it
-            bridge.publish([event])
-        else:
-            socketio.emit(event["type"], event["data"], to=event["rooms"], namespace="/live")
-    except Exception:
-        log.exception("could not push the questionnaire score live")
+    push_live([submission.event])

@@ -91,8 +91,9 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "pause": (CLINICIANS, "responsible"),
     "consent": (CLINICAL_ROLES, "custodian_or_responsible"),
 }
-# What a patient may do about themselves.
-PATIENT_ACTIONS = ("read", "message_patient", "enter_data")
+# What a patient may do about themselves through the clinical doors (their own answers go
+# through their own questionnaire pages).
+PATIENT_ACTIONS = ("read", "message_patient")
 
 
 def may(session: Session, user: User, action: str, patient_id: str) -> bool:

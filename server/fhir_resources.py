@@ -140,6 +140,28 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             documentation="one Task per alert (id alert-{id}), visible to the patient's care "
                           "team; _sort: authored-on, _lastUpdated or _id, each optionally "
                           "descending (default -authored-on)"),
+        _resource("CarePlan", ["read", "vread", "search-type"], [
+            _param("patient", "reference"), _param("subject", "reference"), _ID],
+            documentation="the shared care plan, one per episode (id = the episode id, "
+                          "versionId = the plan version); schedules as activities, limits in "
+                          "activity.detail (docs/clinical.md)"),
+        _resource("EpisodeOfCare", read_search, [
+            _param("patient", "reference"), _param("status", "token", "active or finished"), _ID],
+            documentation="managingOrganization = data custodian; monitoring responsibility in "
+                          "the eHealth caremanagerOrganization extension, treatment in a "
+                          "TeleKOL extension (docs/care-team.md)"),
+        _resource("CareTeam", read_search, [
+            _param("patient", "reference"), _param("subject", "reference"), _ID],
+            documentation="one per patient (id = the patient's id): organisations with their "
+                          "roles and whether consent lets them see the data"),
+        _resource("Consent", read_search, [
+            _param("patient", "reference"),
+            _param("scope", "token", "treatment (participation), patient-privacy (sharing)"),
+            _ID], documentation="every decision recorded; the newest per scope is active"),
+        _resource("AuditEvent", read_search, [
+            _param("patient", "reference"), _param("date", "date", "when it was recorded"), _ID],
+            documentation="the audit log, newest first: a patient reads the records about "
+                          "themselves, an administrator every record; care staff get 403"),
     ]
     paging = [_param("_count", "number", "page size, 0 for the total only"),
               _param("_summary", "token", "count: the total only"),

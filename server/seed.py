@@ -12,7 +12,9 @@ from typing import Any
 from sqlmodel import Session, select
 from telekol.server.access import team_organizations
 from telekol.server.accounts import hash_password
+from telekol.server.care_plan_demo import seed_demo_care_plans
 from telekol.server.episodes import latest_episode, record_consent, start_episode
+from telekol.server.messages import seed_demo_messages
 from telekol.server.models import (
     CareTeamMember,
     Device,
@@ -135,6 +137,8 @@ def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
         fixture["users"].append({"username": username, "password": DEMO_PASSWORD,
                                  "organization": org, "role": role, "patient": patient_id})
     session.flush()
+    seed_demo_messages(session)
+    seed_demo_care_plans(session)
     return fixture
 
 

@@ -27,7 +27,21 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
     from telekol.clinician_ui import bp as ui_bp
-    from telekol.server.web import api, auth, fhir_api, health
+    from telekol.server.web import (  # one blueprint per area of the JSON door
+        admin_api,  # organisations and users, administrators only
+        api,  # alerts, inbox, patient list, quarantine
+        audit_api,  # the audit log, the patient's access log
+        auditing,  # the audit hook
+        auth,
+        care_plan_api,  # shared care plan, threshold proposals
+        episode_api,  # episodes, consent, pauses, handovers
+        fhir_api,
+        health,
+        me_api,  # readings over time for the charts
+        messages_api,  # threads about a patient, unread counts
+        phone_api,  # readings and answers given by telephone
+    )
+    from telekol.server.web import live as live_door  # registers the Socket.IO handlers
 
     settings = settings or load_settings()
     # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
@@ -49,15 +63,16 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                    default_translation_directories=str(_translations_dir()))
     app.jinja_env.globals.update(get_locale=get_locale, here_without_lang=here_without_lang)
     socketio.init_app(app, async_mode="threading")
-    for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp):
+    for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp, me_api.bp,
+                      messages_api.bp, admin_api.bp, episode_api.bp, audit_api.bp,
+                      care_plan_api.bp, phone_api.bp):
         app.register_blueprint(blueprint)
     app.before_request(_check_csrf)
     app.teardown_appcontext(close_db)
     app.after_request(_secure_headers)
+    auditing.init_app(app)  # registered after: its hook runs first, headers go on a 503 too
     if live:
-        from telekol.server.web.live import LiveBridge
-
-        services.bridge = LiveBridge(settings, socketio)
+        services.bridge = live_door.LiveBridge(settings, socketio, services.engine)
         services.bridge.start()
     return app
 

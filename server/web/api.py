@@ -13,9 +13,11 @@ from sqlmodel import col, select
 from telekol.server import alert_lifecycle, events, inbox
 from telekol.server.access import visible_patient_ids, visible_patients
 from telekol.server.db import utcnow
-from telekol.server.models import Alert, Observation, Patient, QuarantinedMessage
+from telekol.server.models import Alert, Device, Observation, Patient, QuarantinedMessage
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
-from telekol.server.web.context import db, services
+from telekol.server.web.context import db
+from telekol.server.web.context import publish as push_live
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 _INSTANT_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})\Z")
@@ -63,6 +65,7 @@ def alerts():  # type: ignore[no-untyped-def]
 def _alert_list(rows: list[Alert] | Any) -> Any:
     rows = list(rows)
     patients = _patients({row.patient_id for row in rows})
+    note([row.patient_id for row in rows], "search", "Alert")
     return jsonify([alert_lifecycle.alert_view(db(), row, patients[row.patient_id])
                     for row in rows])
 
@@ -98,9 +101,12 @@ def snooze_alert(alert_id: int):  # type: ignore[no-untyped-def]
 def alert_history(alert_id: int):  # type: ignore[no-untyped-def]
     """List an alert's transitions (who or what, when, note), oldest first."""
     try:
-        return jsonify(alert_lifecycle.history(db(), the_user(), alert_id))
+        transitions = alert_lifecycle.history(db(), the_user(), alert_id)
     except alert_lifecycle.AlertNotFound:
         return error(f"alert {alert_id} is not known", 404)
+    alert = db().get(Alert, alert_id)
+    note(alert.patient_id if alert else None, "read", f"Alert/{alert_id}/history")
+    return jsonify(transitions)
 
 
 @bp.post("/alerts/<int:alert_id>/resolve")
@@ -112,12 +118,12 @@ def resolve_alert(alert_id: int):  # type: ignore[no-untyped-def]
 
 def _transition(change: Any, alert_id: int) -> Any:
     body = request.get_json(silent=True) or {}
-    note = body.get("note") if isinstance(body, dict) else None
-    if note is not None and not isinstance(note, str):
+    text = body.get("note") if isinstance(body, dict) else None
+    if text is not None and not isinstance(text, str):
         return error("note must be a string", 400)
     session = db()
     try:
-        alert = change(session, the_user(), alert_id, note)
+        alert = change(session, the_user(), alert_id, text)
     except alert_lifecycle.AlertNotFound:
         return error(f"alert {alert_id} is not known", 404)
     except alert_lifecycle.InvalidRequest as invalid:
@@ -126,11 +132,10 @@ def _transition(change: Any, alert_id: int) -> Any:
         return error(str(refused), 403)
     except alert_lifecycle.TransitionRefused as refused:
         return error(str(refused), 409)
+    note(alert.patient_id, "update", f"Alert/{alert_id}")
     event = alert_lifecycle.live_event(session, alert)
     session.commit()
-    bridge = services().bridge
-    if bridge is not None:
-        bridge.publish([event])
+    push_live([event])
     return jsonify(event["data"])
 
 
@@ -138,7 +143,9 @@ def _transition(change: Any, alert_id: int) -> Any:
 @login_required
 def inbox_items():  # type: ignore[no-untyped-def]
     """List the red alerts in the user's organisation's inbox, newest first."""
-    return jsonify(inbox.items(db(), the_user()))
+    items = inbox.items(db(), the_user())
+    note([item["alert"]["patient"]["id"] for item in items], "search", "InboxItem")
+    return jsonify(items)
 
 
 @bp.get("/inbox/unread-count")
@@ -158,7 +165,9 @@ def inbox_read(item_id: int):  # type: ignore[no-untyped-def]
     except inbox.ItemNotFound:
         return error(f"inbox item {item_id} is not known", 404)
     session.commit()
-    return jsonify(inbox.render(session, row))
+    rendered = inbox.render(session, row)
+    note(rendered["alert"]["patient"]["id"], "update", f"InboxItem/{item_id}")
+    return jsonify(rendered)
 
 
 @bp.get("/patients")
@@ -167,6 +176,7 @@ def patients():  # type: ignore[no-untyped-def]
     """List the user's patients with their latest reading per type and open alerts."""
     rows = db().exec(visible_patients(the_user()).order_by(col(Patient.family))).all()
     ids = [p.id for p in rows]
+    note(ids, "search", "Patient")
     latest, unresolved = _latest_readings(ids), _unresolved_severities(ids)
     return jsonify([_patient_summary(p, latest.get(p.id, []), unresolved.get(p.id, []))
                     for p in rows])
@@ -220,6 +230,10 @@ def quarantine():  # type: ignore[no-untyped-def]
         return error("administrators only", 403)
     rows = db().exec(select(QuarantinedMessage).order_by(
         col(QuarantinedMessage.id).desc()).limit(200)).all()
+    # A rejected payload from a patient's device may hold that patient's readings.
+    devices = {r.device_id for r in rows if r.device_id}
+    owners = db().exec(select(Device.patient_id).where(col(Device.id).in_(devices))).all()
+    note([owner for owner in owners if owner], "read", "QuarantinedMessage")
     return jsonify([{"id": r.id, "received_at": events.instant(r.received_at), "topic": r.topic,
                      "device_id": r.device_id, "msg_id": r.msg_id, "errors": r.errors,
                      "payload": r.payload[:4096].decode("utf-8", "replace")} for r in rows])

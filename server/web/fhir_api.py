@@ -10,7 +10,7 @@ from flask import Response, request
 from sqlmodel import col, select
 from telekol.server import fhir_directory as directory
 from telekol.server import fhir_resources
-from telekol.server.access import visible_patient
+from telekol.server.access import visible_patient, visible_patient_ids
 from telekol.server.fhir_paging import Page, SortKey, fetch_page
 from telekol.server.fhir_search import (
     count_param,
@@ -19,6 +19,7 @@ from telekol.server.fhir_search import (
     summary_count,
 )
 from telekol.server.models import Device, Observation, Patient, StoredResource
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.fhir_http import (
@@ -32,20 +33,47 @@ from telekol.server.web.fhir_http import (
     searchset,
 )
 
-__all__ = ["bp", "fhir_directory_api", "fhir_questionnaire_api", "fhir_task_api", "fhir_write",
+__all__ = ["bp", "fhir_audit_api", "fhir_care_plan_api", "fhir_directory_api",
+           "fhir_episode_api", "fhir_questionnaire_api", "fhir_task_api", "fhir_write",
            "outcome_response"]
+# Search parameters recorded by name only: an identifier's value may be a CPR number.
+_UNRECORDED = {"identifier"}
 
 
 def search(kind: str, query: Any, key: SortKey, render: Callable[[Any], dict[str, Any]],
            include: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
-           ) -> Response:
-    """Answer a search: one keyset page of `query` rendered, plus included resources."""
+           patient_of: Callable[[Any], str | None] | None = None) -> Response:
+    """Answer a search: one keyset page of `query` rendered, plus included resources.
+
+    With `patient_of`, note the patients of the page (and those the search names) for the
+    audit log.
+    """
     params = request.args.to_dict(flat=False)
     page = fetch_page(db(), query, key, count_param(params),
                       params.get("_cursor", [None])[-1], summary_count(params))
+    if patient_of is not None:
+        shown = [patient for patient in map(patient_of, page.rows) if patient]
+        note([*shown, *_named_patients(params)], "search", audited_search(kind, params))
     matches = [render(row) for row in page.rows]
     included = include(matches) if include and matches else []
     return fhir_response(searchset(kind, params, page, matches, included))
+
+
+def audited_search(kind: str, params: dict[str, list[str]]) -> str:
+    """Return the search as the audit log records it: no identifier values (CPR numbers)."""
+    shown = [f"{name}={value}" if name not in _UNRECORDED else name
+             for name, values in sorted(params.items()) if name not in ("_cursor", "_format")
+             for value in values]
+    return f"{kind}?{'&'.join(shown)}"[:300] if shown else kind
+
+
+def _named_patients(params: dict[str, list[str]]) -> list[str]:
+    # A search naming a patient tells about them even when nothing matches.
+    named = [part.strip().rstrip("/").rpartition("/")[2] for name in ("patient", "subject")
+             for raw in params.get(name, []) for part in raw.split(",")]
+    if not named:
+        return []
+    return list(db().exec(visible_patient_ids(the_user()).where(col(Patient.id).in_(named))))
 
 
 def _params() -> dict[str, list[str]]:
@@ -65,6 +93,7 @@ def read_patient(patient_id: str) -> Response:
     patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
+    note(patient.id, "read", f"Patient/{patient.id}")
     return resource_response(fhir_resources.patient(db(), patient))
 
 
@@ -73,7 +102,8 @@ def read_patient(patient_id: str) -> Response:
 def search_patients() -> Response:
     """Search patients by `identifier` (CPR, with or without system) or `_id`."""
     return search("Patient", directory.patient_filter(the_user(), _params()),
-                  directory.by_id(col(Patient.id)), lambda row: fhir_resources.patient(db(), row))
+                  directory.by_id(col(Patient.id)), lambda row: fhir_resources.patient(db(), row),
+                  patient_of=lambda row: row.id)
 
 
 @bp.get("/Observation/<observation_id>")
@@ -86,6 +116,7 @@ def read_observation(observation_id: str, version_id: str | None = None) -> Resp
     if row is None or (version_id is not None and version_id != str(row.version_id)):
         return not_found("Observation", observation_id + (f"/_history/{version_id}"
                                                           if version_id else ""))
+    note(row.patient_id, "read", f"Observation/{observation_id}")
     return resource_response(json.loads(row.resource))
 
 
@@ -96,7 +127,8 @@ def search_observations() -> Response:
     params = _params()
     return search("Observation", observation_filter(the_user(), params),
                   observation_sort(params), lambda row: json.loads(row.resource),
-                  lambda found: _observation_includes(found, params.get("_include", [])))
+                  lambda found: _observation_includes(found, params.get("_include", [])),
+                  patient_of=lambda row: row.patient_id)
 
 
 def _observation_includes(found: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
@@ -122,6 +154,7 @@ def everything(patient_id: str) -> Response:
     patient = visible_patient(db(), the_user(), patient_id)
     if patient is None:
         return not_found("Patient", patient_id)
+    note(patient.id, "read", f"Patient/{patient.id}/$everything")
     resources = [fhir_resources.patient(db(), patient)]
     devices = db().exec(select(Device).where(Device.patient_id == patient.id)).all()
     resources += [fhir_resources.device(d) for d in devices]
@@ -143,12 +176,16 @@ def read_device(device_id: str) -> Response:
     if device is None or device.patient_id is None or visible_patient(
             db(), the_user(), device.patient_id) is None:
         return not_found("Device", device_id)
+    note(device.patient_id, "read", f"Device/{device_id}")
     return resource_response(fhir_resources.device(device))
 
 
 # Registered on the same blueprint; imported last because they use `search` above.
 from telekol.server.web import (  # noqa: E402
+    fhir_audit_api,
+    fhir_care_plan_api,
     fhir_directory_api,
+    fhir_episode_api,
     fhir_questionnaire_api,
     fhir_task_api,
     fhir_write,

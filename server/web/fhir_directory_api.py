@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from telekol.server import fhir_directory as directory
 from telekol.server import fhir_resources
 from telekol.server.models import Organization, StoredResource, User
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.fhir_api import search
@@ -108,7 +109,10 @@ def _role_includes(found: list[dict[str, Any]], wanted: list[str]) -> list[dict[
 def read_provenance(ident: str) -> Response:
     """Read a Provenance record about a patient the caller may see."""
     row = db().exec(directory.provenance_filter(the_user(), {"_id": [ident]})).first()
-    return resource_response(json.loads(row.resource)) if row else not_found("Provenance", ident)
+    if row is None:
+        return not_found("Provenance", ident)
+    note(row.patient_id, "read", f"Provenance/{ident}")
+    return resource_response(json.loads(row.resource))
 
 
 @bp.get("/Provenance")
@@ -116,4 +120,5 @@ def read_provenance(ident: str) -> Response:
 def search_provenance() -> Response:
     """Search Provenance by `target` (Observation), `patient` or `_id`."""
     return search("Provenance", directory.provenance_filter(the_user(), _params()),
-                  directory.by_id(col(StoredResource.id)), lambda row: json.loads(row.resource))
+                  directory.by_id(col(StoredResource.id)), lambda row: json.loads(row.resource),
+                  patient_of=lambda row: row.patient_id)

@@ -26,6 +26,7 @@ from telekol.server.fhir_search import (
     tokens,
 )
 from telekol.server.models import StoredResource, User
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.fhir_api import search
@@ -163,7 +164,10 @@ def response_sort(params: dict[str, list[str]]) -> SortKey:
 def read_questionnaire_response(ident: str) -> Response:
     """Read a response of a patient the caller may see (others look absent)."""
     row = db().exec(response_filter(the_user(), {}).where(StoredResource.id == ident)).first()
-    return resource_response(json.loads(row.resource)) if row else not_found(_RESPONSE, ident)
+    if row is None:
+        return not_found(_RESPONSE, ident)
+    note(row.patient_id, "read", f"{_RESPONSE}/{ident}")
+    return resource_response(json.loads(row.resource))
 
 
 @bp.get("/QuestionnaireResponse")
@@ -172,5 +176,5 @@ def search_questionnaire_responses() -> Response:
     """Search responses by `patient`/`subject`, `questionnaire`, `authored`, `_id`."""
     params = request.args.to_dict(flat=False)
     return search(_RESPONSE, response_filter(the_user(), params), response_sort(params),
-                  lambda row: json.loads(row.resource))
+                  lambda row: json.loads(row.resource), patient_of=lambda row: row.patient_id)
 

@@ -25,6 +25,7 @@ from telekol.server.fhir_search import (
     tokens,
 )
 from telekol.server.models import Alert, CareTeamMember, User
+from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.fhir_api import search
@@ -131,7 +132,10 @@ def read_task(ident: str) -> Response:
     number = alert_id(ident)
     row = None if number is None else db().exec(
         task_filter(the_user(), {}).where(Alert.id == number)).first()
-    return resource_response(renderer(db())(row)) if row else not_found("Task", ident)
+    if row is None:
+        return not_found("Task", ident)
+    note(row.patient_id, "read", f"Task/{ident}")
+    return resource_response(renderer(db())(row))
 
 
 @bp.get("/Task")
@@ -139,4 +143,5 @@ def read_task(ident: str) -> Response:
 def search_tasks() -> Response:
     """Search Tasks by patient/subject, status, priority, owner, _id and _lastUpdated."""
     params = request.args.to_dict(flat=False)
-    return search("Task", task_filter(the_user(), params), task_sort(params), renderer(db()))
+    return search("Task", task_filter(the_user(), params), task_sort(params), renderer(db()),
+                  patient_of=lambda row: row.patient_id)
