@@ -16,7 +16,7 @@ from telekol.server.db import make_engine, session_scope
 from telekol.server.migrate import upgrade
 from telekol.server.seed import seed_demo
 
-pytest_plugins = ["tests.broker_fixtures", "tests.stack_fixtures"]
+pytest_plugins = ["tests.broker_fixtures", "tests.stack_fixtures", "tests.browser_fixtures"]
 
 PG_ADMIN_URL = os.environ.get("TELEKOL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser_fixtures import WAIT_MS
 from tests.stack_fixtures import Stack
-from tests.test_browser import (  # noqa: F401  (fixtures used by name)
-    WAIT_MS,
-    browser,
+from tests.test_browser import (
     device_of,
     member_of,
-    new_page,
     open_dashboard,
     publish_spo2,
 )
@@ -59,7 +57,7 @@ def resolve_unresolved(page: Page, stack: Stack, patient_id: str) -> None:
 
 
 def test_a_nurse_acknowledges_a_red_alert_and_the_gp_sees_it_live_read_only(
-    stack: Stack, new_page: Callable[[], Page]  # noqa: F811
+    stack: Stack, new_page: Callable[[], Page]
 ) -> None:
     device, patient = device_of(stack, "Erik Test Christensen")  # muni-boestrup, gp-torvet
     sentinel_device, sentinel = device_of(stack, "Jørgen Test Pedersen")
@@ -126,7 +124,7 @@ def test_a_nurse_acknowledges_a_red_alert_and_the_gp_sees_it_live_read_only(
 
 
 def test_the_work_list_puts_red_first_then_the_oldest_and_patients_by_status(
-    stack: Stack, new_page: Callable[[], Page]  # noqa: F811
+    stack: Stack, new_page: Callable[[], Page]
 ) -> None:
     yellow_device, yellow_patient = device_of(stack, "Inge Test Hansen")  # muni-boestrup
     red_device, red_patient = device_of(stack, "Jørgen Test Pedersen")  # muni-boestrup

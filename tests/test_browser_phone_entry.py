@@ -13,12 +13,10 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser_fixtures import WAIT_MS
 from tests.stack_fixtures import Stack
-from tests.test_browser import (  # noqa: F401  (fixtures used by name)
-    WAIT_MS,
-    browser,
+from tests.test_browser import (
     device_of,
-    new_page,
     open_dashboard,
     submit_login,
 )
@@ -31,7 +29,7 @@ CAT_THREES = ("cough", "phlegm", "chest_tightness", "breathlessness", "activitie
 
 
 def test_a_nurse_enters_a_telephone_spo2_and_a_cat_and_sees_colour_alert_and_score(
-    stack: Stack, new_page: Callable[[], Page]  # noqa: F811
+    stack: Stack, new_page: Callable[[], Page]
 ) -> None:
     _, patient = device_of(stack, "Birthe Test Andersen")
     dashboard = new_page()

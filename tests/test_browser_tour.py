@@ -4,20 +4,19 @@ those looks in "who has seen my data"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from telekol.server.seed import USERS
 
 from tests.stack_fixtures import Stack
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, submit_login
+from tests.test_browser import submit_login
 
 pytestmark = pytest.mark.browser
 
 KAREN = "0101419996"  # the demo patient user's own record
-HIDDEN_FROM_AALBY = "2207389998"  # Inge: Bøstrup and Skovvej only
 # What each clinician may do on Karen's care plan (docs/access.md): the municipality
 # monitors, the GP treats, the hospital is a specialist on the team; others do not see her.
 PLAN_ACTIONS = {
@@ -27,30 +26,6 @@ PLAN_ACTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Yield Debian's Chromium driven by Playwright."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
-    """Yield a factory of pages, each in a fresh Danish browser context."""
-    contexts = []
-
-    def make() -> Page:
-        context = browser.new_context(locale="da-DK")
-        context.set_default_timeout(WAIT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def _patient(stack: Stack, cpr: str) -> dict[str, Any]:
