@@ -24,6 +24,7 @@ from telekol.fhir.cpr import InvalidCPR, birth_date
 from telekol.server import events
 from telekol.server.access import CLINICIANS, may, team_organizations, visible_patient
 from telekol.server.db import utcnow
+from telekol.server.free_text import checked_text
 from telekol.server.models import (
     CareTeamMember,
     Consent,
@@ -149,7 +150,6 @@ def refresh_access(session: Session, patient_id: str) -> None:
 
 TREATING_KINDS = ("hospital", "gp")  # treatment responsibility needs doctors or GPs
 HANDOVER_STATUSES = ("pending", "accepted", "rejected", "withdrawn")
-MAX_TEXT = 1000
 
 
 def require(session: Session, user: User, action: str, patient_id: str) -> Patient:
@@ -388,18 +388,6 @@ def _move_responsibility(session: Session, episode: Episode, row: Handover) -> N
     refresh_access(session, episode.patient_id)
 
 
-def _text(value: Any, name: str, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise EpisodeError(f"{name} must be text")
-    value = value.strip()
-    if required and not value:
-        raise EpisodeError(f"a {name} is required")
-    if len(value) > MAX_TEXT:
-        raise EpisodeError(f"the {name} must be at most {MAX_TEXT} characters")
-    return value
-
 
 def _by_id(session: Session, model: Any, ids: set[Any]) -> dict[Any, Any]:
     if not ids:
@@ -412,3 +400,7 @@ def _birth_date(cpr: str) -> date | None:
         return birth_date(cpr)
     except InvalidCPR:
         return None
+
+
+def _text(value: Any, name: str, *, required: bool = False) -> str:
+    return checked_text(value, name, EpisodeError, required=required)

@@ -18,10 +18,10 @@ from telekol.server.care_plan import CarePlanError, NotAllowed, StaleVersion
 from telekol.server.care_plan_content import as_json, parse_content, parse_limits, summarize
 from telekol.server.db import utcnow
 from telekol.server.episodes import current_episode
+from telekol.server.free_text import checked_text
 from telekol.server.models import ThresholdProposal, User
 
 STATUSES = ("pending", "approved", "rejected", "withdrawn")
-MAX_TEXT = 1000
 
 
 class WrongState(CarePlanError):
@@ -115,18 +115,6 @@ def _decide(session: Session, row: ThresholdProposal, user: User, status: str, n
     session.flush()
 
 
-def _text(value: Any, name: str, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise CarePlanError(f"{name} must be text")
-    value = value.strip()
-    if required and not value:
-        raise CarePlanError(f"a {name} is required")
-    if len(value) > MAX_TEXT:
-        raise CarePlanError(f"the {name} must be at most {MAX_TEXT} characters")
-    return value
-
 
 def of_patient(session: Session, patient_id: str) -> list[ThresholdProposal]:
     """Return the proposals about the patient's latest episode, newest first."""
@@ -195,3 +183,7 @@ def proposal_event(session: Session, row: ThresholdProposal) -> dict[str, Any]:
 def patients_of(rows: Iterable[ThresholdProposal]) -> list[str]:
     """Return the distinct patient ids of proposals (for audit notes)."""
     return list(dict.fromkeys(row.patient_id for row in rows))
+
+
+def _text(value: Any, name: str, *, required: bool = False) -> str:
+    return checked_text(value, name, CarePlanError, required=required)
