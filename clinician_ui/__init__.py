@@ -57,6 +57,8 @@ def dashboard():  # type: ignore[no-untyped-def]
     user = the_user()
     if user.role == "patient":
         return redirect(url_for("ui.me"))  # a patient's start page is their own
+    if user.role == "admin":
+        return redirect(url_for("ui.admin_users"))  # administrators see no patients
     organization = db().get(Organization, user.organization_id) if user.organization_id else None
     return render_template("dashboard.html", user=user, organization=organization,
                            viewer=_viewer(user, organization), org_names=_org_names(user))

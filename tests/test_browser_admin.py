@@ -15,21 +15,20 @@ pytestmark = pytest.mark.browser
 PASSWORD = "browser-test-secret"
 
 
-
-
-def log_in(page: Page, stack: Stack, username: str, password: str) -> None:
-    """Log in through the form in English and wait for the overview page."""
+def log_in(page: Page, stack: Stack, username: str, password: str,
+           start: str = "/") -> None:
+    """Log in through the form in English and wait for the user's start page."""
     page.goto(f"{stack.base_url}/language/en?next=/login")
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("main form button[type=submit]")
-    expect(page).to_have_url(f"{stack.base_url}/")
+    expect(page).to_have_url(f"{stack.base_url}{start}")
 
 
 def test_an_administrator_creates_a_nurse_and_deactivates_her(stack: Stack, new_page) -> None:
     username = f"nurse.{uuid.uuid4().hex[:8]}"
     admin = new_page()
-    log_in(admin, stack, "admin", stack.user("admin")["password"])
+    log_in(admin, stack, "admin", stack.user("admin")["password"], "/admin/users")
     admin.click('nav.mainnav a[href="/admin/users"]')
     expect(admin).to_have_url(f"{stack.base_url}/admin/users")
 

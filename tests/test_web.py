@@ -172,6 +172,7 @@ def test_an_administrator_sees_no_clinical_data(app) -> None:
     client = app.test_client()
     log_in(client, "admin")
     assert client.get("/api/patients").get_json() == []
+    assert client.get("/").headers["Location"] == "/admin/users"  # no patient list at all
 
 
 @pytest.mark.parametrize(("path", "kind"), [("/fhir/Observation", "OperationOutcome"),
