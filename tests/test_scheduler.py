@@ -114,3 +114,25 @@ def test_repeated_rejections_give_one_blue_device_alert(engine, demo) -> None:
     service.ingest([delivery(device_id, raw=b"garbage 3")])
     run_in_parallel(engine, now + timedelta(minutes=1))
     assert count(engine, "device:rejections", patient_id) == 1
+
+
+def test_care_plan_days_count_from_the_start_of_the_episode(engine, demo) -> None:
+    from telekol.server.models import Episode, MeasurementSchedule
+
+    ensure_defaults(engine)
+    now = evening_after_enrolment(engine)
+    patient = demo["patients"][0]["id"]
+    with Session(engine) as session:
+        session.delete(session.get(MeasurementSchedule, "default-spo2"))
+        episode = session.exec(select(Episode).where(Episode.patient_id == patient)).one()
+        episode.started_at = now - timedelta(days=20)  # the first two weeks are over
+        session.add(episode)
+        session.add(MeasurementSchedule(id="intensive", patient_id=patient, code="weight",
+                                        due_local="09:00", from_day=0, to_day=13))
+        session.add(MeasurementSchedule(id="after", patient_id=patient, code="pulse",
+                                        due_local="09:00", from_day=14))
+        session.commit()
+    Scheduler(engine, lambda events: None, clock=lambda: now).run_once()
+    # Counted from enrolment (three days ago) it would be the other way round.
+    assert count(engine, "missing:weight", patient) == 0
+    assert count(engine, "missing:pulse", patient) == 1
