@@ -19,9 +19,11 @@ from telekol.clinician_ui.patient_page_views import (
     local_time,
     org_names,
     readings,
+    responsibility,
 )
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.server import audit, care_plan
+from telekol.server.access import team_organizations
 from telekol.server.episodes import current_episode
 from telekol.server.models import AuditRecord, CarePlanVersion, Patient
 from telekol.server.web import me_api
@@ -90,7 +92,10 @@ def my_plan():  # type: ignore[no-untyped-def]
     session = db()
     plan = care_plan.current_version(session, patient.id)
     note(patient.id, "read", f"CarePlan/{plan.id}" if plan else f"CarePlan?patient={patient.id}")
+    seeing = team_organizations(session, [patient.id]).get(patient.id, [])
     return render_template("my_plan.html", patient=patient, plan=plan,
+                           team=responsibility(session, patient.id),
+                           seeing=sorted(org_names(session, seeing).values()),
                            **(plan_words(session, plan) if plan else {}))
 
 

@@ -222,3 +222,34 @@ def test_a_reading_older_than_the_period_is_charted_only_in_a_longer_one(app) ->
         return [p["v"] for p in charts["pulse"]["points"]]
     assert pulse("/me") == [70]
     assert pulse("/me?days=90") == [99, 70]
+
+
+@pytest.mark.parametrize(("username", "seeing", "hidden"), [
+    # Karen consents to sharing: her whole care team sees her data.
+    ("patient.karen", ["Hjemmesygeplejen, Aalby Kommune", "Lægerne ved Torvet",
+                       "Lungemedicinsk Afdeling, Hospital Nord"], []),
+    # Else does not: only Bøstrup, her data custodian, sees it, though her GP is on the team.
+    ("patient.else", ["Hjemmesygeplejen, Bøstrup Kommune"], ["Lægehuset Skovvej"]),
+])
+def test_the_patient_sees_who_takes_care_of_her_and_who_can_see_her_data(
+        app, username: str, seeing: list[str], hidden: list[str]) -> None:
+    if username == "patient.else":
+        _add_patient_user(app, username, "1406449990")
+    page = text(signed_in(app, username), "/me/plan")
+    team = page[page.index('id="my-team"'):]
+    listed = re.findall(r"<li>([^<]+)</li>", team[team.index('id="seeing"'):])
+    assert listed == sorted(seeing)
+    assert all(name not in team[team.index('id="seeing"'):] for name in hidden)
+    assert 'data-part="monitoring"' in team and 'data-part="custodian"' in team
+
+
+def _add_patient_user(app, username: str, cpr: str) -> None:
+    from sqlmodel import Session, select
+    from telekol.server.models import Patient, User
+
+    with Session(app.config["engine"]) as session:
+        template = session.exec(select(User).where(User.username == "patient.karen")).one()
+        patient = session.exec(select(Patient).where(Patient.cpr == cpr)).one()
+        session.add(User(username=username, password_hash=template.password_hash,
+                         display_name=patient.display, role="patient", patient_id=patient.id))
+        session.commit()
