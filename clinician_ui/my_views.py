@@ -181,7 +181,9 @@ def access_entry(row: AuditRecord, names: dict[str, str], my_user_id: int | None
     org = names.get(row.organization_id or "", row.organization_id or "")
     kind = audit.resource_kind(row.resource)
     push = row.action == "push" or (row.door == "live" and row.user_id is None)
-    if push:
+    if push and row.user_id is not None:  # a connected person's screen
+        what = _("was shown a live update")
+    elif push:
         what = _("%(org)s was shown a live update", org=org or _("An organisation"))
     elif row.action == "subscribe":
         what = _("started receiving live updates about you")

@@ -304,25 +304,41 @@ def alert_event(patient: str, alert_id: int, orgs: list[str]) -> dict[str, Any]:
                                                        "patient": {"id": patient}}}
 
 
+TAB_NURSE = audit.Actor(1, "nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby")
+TAB_GP = audit.Actor(2, "gp.torvet", "Praktiserende læge Ole Berg", "gp", "gp-torvet")
+
+
 @pytest.fixture
 def bridge(engine, settings):
-    from telekol.server.web.live import LiveBridge
+    """Return a bridge whose process has the nurse (in two tabs) and the GP connected."""
+    from telekol.server.web.live import LiveBridge, Viewers
 
-    return LiveBridge(settings, FakeSocketIO(), engine)  # type: ignore[arg-type]
+    made = LiveBridge(settings, FakeSocketIO(), engine)  # type: ignore[arg-type]
+    made.viewers = Viewers()
+    made.viewers.add("tab-1", TAB_NURSE, ["org:muni-aalby"])
+    made.viewers.add("tab-2", TAB_NURSE, ["org:muni-aalby"])
+    made.viewers.add("tab-3", TAB_GP, ["org:gp-torvet"])
+    return made
 
 
-def test_every_event_pushed_to_an_organisation_is_recorded_before_the_push(
+def test_every_event_pushed_to_a_connected_user_is_recorded_before_the_push(
         engine, bridge) -> None:
     batch = [alert_event("p1", 5, ["gp-torvet", "muni-aalby"]), alert_event("p2", 6, ["x"])]
     bridge.deliver(batch)
     rows = chain(engine)
-    assert [(r.patient_id, r.organization_id, r.action, r.door, r.resource) for r in rows] == [
-        ("p1", "gp-torvet", "push", "live", "alert/5"),
-        ("p1", "muni-aalby", "push", "live", "alert/5"),
-        ("p2", "x", "push", "live", "alert/6")]
-    assert all(r.user_id is None for r in rows)
+    # Once per user, however many tabs; an event nobody is connected to see is no disclosure.
+    assert [(r.patient_id, r.username, r.organization_id, r.action, r.door, r.resource)
+            for r in rows] == [
+        ("p1", "nurse.aalby", "muni-aalby", "push", "live", "alert/5"),
+        ("p1", "gp.torvet", "gp-torvet", "push", "live", "alert/5")]
     assert len({r.at for r in rows}) == 1  # one transaction per broker message
     assert [kind for kind, _, _ in bridge.sio.emitted] == ["alert", "alert"]
+
+
+def test_a_user_who_has_disconnected_is_not_recorded_as_shown_an_event(engine, bridge) -> None:
+    bridge.viewers.remove("tab-3")
+    bridge.deliver([alert_event("p1", 5, ["gp-torvet", "muni-aalby"])])
+    assert [r.username for r in chain(engine)] == ["nurse.aalby"]
 
 
 def test_a_live_event_that_cannot_be_audited_is_not_pushed_and_the_bridge_lives_on(

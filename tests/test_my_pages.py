@@ -253,3 +253,14 @@ def _add_patient_user(app, username: str, cpr: str) -> None:
         session.add(User(username=username, password_hash=template.password_hash,
                          display_name=patient.display, role="patient", patient_id=patient.id))
         session.commit()
+
+
+def test_the_access_log_names_the_person_a_live_update_was_shown_to(app) -> None:
+    pid = patient_id(app.config["fixture"], KAREN)
+    nurse = audit.Actor(2, "nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby")
+    with Session(app.config["engine"]) as session:
+        audit.append(session, [audit.Entry(nurse, pid, "push", "observation/x", "live")])
+        session.commit()
+    rows = log_rows(text(signed_in(app), "/me/access-log"))
+    assert rows[0]["who"] == "Sygeplejerske Mette Holm"
+    assert rows[0]["what"] == "was shown a live update"

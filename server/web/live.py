@@ -1,8 +1,11 @@
 """Live updates: internal MQTT events fanned out over Socket.IO namespace /live.
 
 Both ends are audited (server/audit.py, door "live"): a connection joining its rooms, and
-every event pushed to an organisation's room (one record per event and room, written before
-the push; if the records cannot be written, that message's events are not pushed).
+every event pushed to a connected user (one record per event and user whose rooms it goes
+to, written before the push; if the records cannot be written, that message's events are
+not pushed). Each web process records what it delivers to its own connections, so with
+several processes every delivery is recorded once, and an event nobody is connected to
+receive discloses nothing and records nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +36,35 @@ from telekol.server.web.extensions import socketio
 
 log = logging.getLogger("telekol.live")
 NAMESPACE = "/live"
+
+
+class Viewers:
+    """Who is connected to this process's /live namespace, and to which rooms."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, tuple[audit.Actor, frozenset[str]]] = {}
+
+    def add(self, sid: str, actor: audit.Actor, rooms: list[str]) -> None:
+        """Remember a connection and the rooms it joined."""
+        with self._lock:
+            self._by_sid[sid] = (actor, frozenset(rooms))
+
+    def remove(self, sid: str) -> None:
+        """Forget a connection that has gone."""
+        with self._lock:
+            self._by_sid.pop(sid, None)
+
+    def reached_by(self, rooms: list[str]) -> list[audit.Actor]:
+        """Return the users (once each, however many tabs) connected to any of `rooms`."""
+        wanted = set(rooms)
+        with self._lock:
+            found = {actor.user_id: actor for actor, joined in self._by_sid.values()
+                     if joined & wanted}
+        return [found[key] for key in sorted(found, key=lambda k: (k is None, k or 0))]
+
+
+VIEWERS = Viewers()
 GATEWAY_STALE_SECONDS = 15.0
 
 
@@ -55,11 +87,18 @@ def on_connect(auth: Any = None) -> None:
         raise ConnectionRefusedError("temporarily unavailable") from None
     for room in rooms:
         join_room(room)
+    VIEWERS.add(request.sid, audit.Actor.of(user), rooms)  # type: ignore[attr-defined]
     log.info("live client connected (user %s, sid %s)", user.id, request.sid)  # type: ignore[attr-defined]
 
 
-def push_entries(batch: list[dict[str, Any]]) -> list[audit.Entry]:
-    """Return one audit entry per event and organisation room it goes to (a disclosure)."""
+@socketio.on("disconnect", namespace=NAMESPACE)
+def on_disconnect(*_args: Any) -> None:
+    """Forget the connection: later events are no longer delivered to it."""
+    VIEWERS.remove(request.sid)  # type: ignore[attr-defined]
+
+
+def push_entries(batch: list[dict[str, Any]], viewers: Viewers) -> list[audit.Entry]:
+    """Return one audit entry per event and connected user it reaches (a disclosure)."""
     entries = []
     for event in batch:
         rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
@@ -69,9 +108,8 @@ def push_entries(batch: list[dict[str, Any]]) -> list[audit.Entry]:
         patient_id = patient.get("id") or next(
             (r.removeprefix("patient:") for r in rooms if r.startswith("patient:")), None)
         resource = f"{str(event.get('type'))[:40]}/{data.get('id', '')}"
-        entries += [audit.Entry(audit.Actor(organization_id=room.removeprefix("org:")),
-                                patient_id, "push", resource, "live")
-                    for room in rooms if room.startswith("org:")]
+        entries += [audit.Entry(actor, patient_id, "push", resource, "live")
+                    for actor in viewers.reached_by(rooms)]
     return entries
 
 
@@ -82,6 +120,7 @@ class LiveBridge:
         self.settings = settings
         self.sio = sio
         self.engine = engine if engine is not None else make_engine(settings.database_url)
+        self.viewers = VIEWERS
         self.connected = threading.Event()
         self.gateway: dict[str, Any] = {}
         self.gateway_seen = 0.0
@@ -156,7 +195,7 @@ class LiveBridge:
     def deliver(self, batch: list[dict[str, Any]]) -> None:
         """Audit the disclosures of one broker message in one transaction, then push."""
         try:
-            audit.record(self.engine, push_entries(batch))
+            audit.record(self.engine, push_entries(batch, self.viewers))
         except Exception as error:
             log.error("could not audit %d live event(s) (%s); not pushed", len(batch),
                       type(error).__name__)
