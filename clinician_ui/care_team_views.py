@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.patient_page_views import patient_header
 from telekol.server import episodes, pauses
+from telekol.server import handovers as handing_over
 from telekol.server.access import CLINICIANS, may, visible_patient
 from telekol.server.models import (
     CareTeamMember,
@@ -71,8 +72,8 @@ def _page(patient_id: str, error: str | None = None, status: int = 200) -> Any:
         "in_force": {s: episodes.consent_in_force(session, patient_id, s)
                      for s in episodes.CONSENT_SCOPES},
         "pauses": [(p, pauses.status(p, clock())) for p in pauses.pauses_of(session, patient_id)],
-        "handovers": episodes.handover_views(
-            session, episodes.pending_handovers(session, episode.id) if episode else []),
+        "handovers": handing_over.handover_views(
+            session, handing_over.pending_handovers(session, episode.id) if episode else []),
         "can": {a: may(session, user, a, patient_id) for a in ("consent", "pause", "hand_over")},
         "holds": holds, "clinician": user.role in CLINICIANS, "user": user,
         "error": error, "form": request.form if error else {}, "local_time": local_time,
@@ -94,7 +95,7 @@ def _act(patient_id: str | None, work: Callable[[Session, User], Any], done: Any
         return on_error(_("Not saved: %(reason)s", reason=str(refused)),
                         STATUS.get(type(refused), 400))
     patient = patient_id or result.patient_id
-    also = [result.handover.to_org_id] if isinstance(result, episodes.HandoverView) else []
+    also = [result.handover.to_org_id] if isinstance(result, handing_over.HandoverView) else []
     event = team_event(session, patient, change, also)
     session.commit()
     publish(event)
@@ -158,10 +159,10 @@ def care_team_handover(patient_id: str):  # type: ignore[no-untyped-def]
     form = request.form
 
     def work(session: Session, user: User) -> Any:
-        row = episodes.request_handover(session, user, patient_id, form.get("responsibility"),
+        row = handing_over.request_handover(session, user, patient_id, form.get("responsibility"),
                                         form.get("to_organization"), form.get("reason"),
                                         at=clock())
-        return episodes.handover_views(session, [row])[0]
+        return handing_over.handover_views(session, [row])[0]
     return _team_action(patient_id, work, _("Handover requested. The receiving organisation "
                                             "must accept it."), "handover_requested")
 
@@ -177,8 +178,9 @@ def _handover_list(error: str | None = None, status: int = 200) -> Any:
     session, user = db(), the_user()
     if user.role in ("patient", "admin"):
         abort(404)
-    incoming = episodes.handover_views(session, episodes.handovers_of(session, user, "incoming"))
-    outgoing = episodes.handover_views(session, episodes.handovers_of(session, user, "outgoing"))
+    incoming, outgoing = (handing_over.handover_views(
+        session, handing_over.handovers_of(session, user, direction))
+        for direction in ("incoming", "outgoing"))
     # A receiver not yet on the care team sees only name and birth date, to accept.
     note([v.patient_id for v in [*incoming, *outgoing]], "search", "Handover?status=pending",
          detail="patient name and birth date shown for a handover")
@@ -209,13 +211,13 @@ def decide_handover(handover_id: int, decision: str):  # type: ignore[no-untyped
 
     def work(session: Session, user: User) -> Any:
         if decision == "withdraw":
-            found = episodes.withdraw_handover(session, user, handover_id, text, clock())
+            found = handing_over.withdraw_handover(session, user, handover_id, text, clock())
         else:
-            found = episodes.decide_handover(session, user, handover_id, decision == "accept",
+            found = handing_over.decide_handover(session, user, handover_id, decision == "accept",
                                              text, clock())
-        return episodes.handover_views(session, [found])[0]
+        return handing_over.handover_views(session, [found])[0]
 
-    def back(view: episodes.HandoverView) -> str:
+    def back(view: handing_over.HandoverView) -> str:
         if decision == "accept" or request.form.get("back") == "team":
             return url_for("ui.care_team", patient_id=view.patient_id)
         return url_for("ui.handovers")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import episodes
+from telekol.server import episodes, handovers
 from telekol.server.access import may, visible_patient
 from telekol.server.episodes import Conflict, EpisodeError, NotFound, NotPermitted
 from telekol.server.models import CareTeamMember, Episode, Handover, User
@@ -29,7 +29,7 @@ def ask(session: Session, demo: dict, who: str = "nurse.aalby", name: str = "Pou
         part: str = "monitoring", to: str = "muni-boestrup",
         reason: str = "The patient moves to Bøstrup") -> Handover:
     """Request a handover as `who`."""
-    return episodes.request_handover(session, user(session, who), patient_id(demo, name), part,
+    return handovers.request_handover(session, user(session, who), patient_id(demo, name), part,
                                      to, reason, at=AT)
 
 
@@ -45,7 +45,7 @@ def test_an_accepted_handover_moves_monitoring_and_the_roles_follow(engine, demo
         assert row.status == "pending" and row.from_org_id == "muni-aalby"
         assert episodes.current_episode(session, pid).monitoring_org_id == "muni-aalby"
         handover_id = row.id
-        episodes.decide_handover(session, user(session, "nurse.boestrup"), handover_id, True,
+        handovers.decide_handover(session, user(session, "nurse.boestrup"), handover_id, True,
                                  "Welcome", AT)
         session.commit()
     with Session(engine) as session:
@@ -67,7 +67,7 @@ def test_an_organisation_outside_the_team_joins_it_on_acceptance(engine, demo) -
         doctor = user(session, "doctor.hospital")
         assert visible_patient(session, doctor, pid) is None
         row = ask(session, demo, who="gp.torvet", part="treatment", to="hosp-lung")
-        episodes.decide_handover(session, doctor, row.id, True, "", AT)
+        handovers.decide_handover(session, doctor, row.id, True, "", AT)
         session.commit()
         assert member(session, pid, "hosp-lung").role == "treatment"
         assert member(session, pid, "gp-torvet").role == "member"
@@ -120,7 +120,7 @@ def test_only_the_receiving_organisation_decides(engine, demo, who, refusal) -> 
     with Session(engine) as session:
         row = ask(session, demo)
         with pytest.raises(refusal):
-            episodes.decide_handover(session, user(session, who), row.id, True, "", AT)
+            handovers.decide_handover(session, user(session, who), row.id, True, "", AT)
         assert session.get(Handover, row.id).status == "pending"
 
 
@@ -131,7 +131,7 @@ def test_a_secretary_of_the_receiver_cannot_accept(engine, demo) -> None:
         session.add(secretary)
         row = ask(session, demo)
         with pytest.raises(NotPermitted, match="nurse, doctor or GP"):
-            episodes.decide_handover(session, secretary, row.id, True, "", AT)
+            handovers.decide_handover(session, secretary, row.id, True, "", AT)
 
 
 def test_a_rejected_handover_changes_nothing_and_cannot_be_decided_again(engine, demo) -> None:
@@ -139,10 +139,10 @@ def test_a_rejected_handover_changes_nothing_and_cannot_be_decided_again(engine,
     with Session(engine) as session:
         row = ask(session, demo)
         receiver = user(session, "nurse.boestrup")
-        episodes.decide_handover(session, receiver, row.id, False, "No capacity", AT)
+        handovers.decide_handover(session, receiver, row.id, False, "No capacity", AT)
         assert row.status == "rejected" and row.decided_by == receiver.id
         with pytest.raises(Conflict, match="already rejected"):
-            episodes.decide_handover(session, receiver, row.id, True, "", AT)
+            handovers.decide_handover(session, receiver, row.id, True, "", AT)
         assert episodes.current_episode(session, pid).monitoring_org_id == "muni-aalby"
         assert member(session, pid, "muni-boestrup") is None
 
@@ -151,11 +151,11 @@ def test_the_asking_organisation_withdraws_but_the_receiver_cannot(engine, demo)
     with Session(engine) as session:
         row = ask(session, demo)
         with pytest.raises(NotPermitted):
-            episodes.withdraw_handover(session, user(session, "nurse.boestrup"), row.id)
-        episodes.withdraw_handover(session, user(session, "nurse.aalby"), row.id, "Mistake")
+            handovers.withdraw_handover(session, user(session, "nurse.boestrup"), row.id)
+        handovers.withdraw_handover(session, user(session, "nurse.aalby"), row.id, "Mistake")
         assert row.status == "withdrawn"
         with pytest.raises(Conflict):
-            episodes.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
+            handovers.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
 
 
 def test_acceptance_is_refused_when_sharing_consent_was_withdrawn_meanwhile(engine,
@@ -166,7 +166,7 @@ def test_acceptance_is_refused_when_sharing_consent_was_withdrawn_meanwhile(engi
         episodes.consent_by(session, user(session, "nurse.aalby"), pid, "sharing", False,
                             method="verbal", at=AT)
         with pytest.raises(Conflict, match="consent"):
-            episodes.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
+            handovers.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
         assert session.get(Handover, row.id).status == "pending"
 
 
@@ -179,23 +179,23 @@ def test_acceptance_is_refused_when_the_responsibility_moved_meanwhile(engine, d
         session.add(episode)
         session.flush()
         with pytest.raises(Conflict, match="moved"):
-            episodes.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
+            handovers.decide_handover(session, user(session, "nurse.boestrup"), row.id, True)
 
 
 def test_the_receiver_sees_name_and_birth_date_of_incoming_handovers(engine, demo) -> None:
     with Session(engine) as session:
         ask(session, demo)
         receiver = user(session, "nurse.boestrup")
-        [view] = episodes.handover_views(
-            session, episodes.handovers_of(session, receiver, "incoming"))
+        [view] = handovers.handover_views(
+            session, handovers.handovers_of(session, receiver, "incoming"))
         assert view.patient_name == "Poul Test Nielsen"
         assert view.birth_date == date(1945, 3, 15)  # CPR 150345-9995
         assert (view.from_name, view.requested_by_name) == (
             "Hjemmesygeplejen, Aalby Kommune", "Sygeplejerske Mette Holm")
-        assert episodes.handovers_of(session, receiver, "outgoing") == []
-        assert len(episodes.handovers_of(session, user(session, "nurse.aalby"), "outgoing")) == 1
+        assert handovers.handovers_of(session, receiver, "outgoing") == []
+        assert len(handovers.handovers_of(session, user(session, "nurse.aalby"), "outgoing")) == 1
         with pytest.raises(EpisodeError):
-            episodes.handovers_of(session, receiver, "sideways")
+            handovers.handovers_of(session, receiver, "sideways")
 
 
 def test_withdrawn_participation_finishes_the_episode_and_keeps_the_data(engine, demo) -> None:

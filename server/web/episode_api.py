@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
 from sqlmodel import Session, col, select
 from telekol.server import episodes, pauses
+from telekol.server import handovers as handing_over
 from telekol.server.access import may, visible_patient
 from telekol.server.events import instant
 from telekol.server.models import (
@@ -95,7 +96,7 @@ def summary(session: Session, user: User, patient_id: str) -> dict[str, Any]:
     members = session.exec(select(CareTeamMember).where(
         CareTeamMember.patient_id == patient_id).order_by(col(CareTeamMember.organization_id)))
     pause = pauses.active_pause(session, patient_id, clock())
-    handovers = episodes.pending_handovers(session, current.id) if current else []
+    handovers = handing_over.pending_handovers(session, current.id) if current else []
 
     def org(org_id: str) -> dict[str, Any]:
         return {"id": org_id, "name": orgs[org_id].name, "kind": orgs[org_id].kind}
@@ -113,7 +114,7 @@ def summary(session: Session, user: User, patient_id: str) -> dict[str, Any]:
         "consents": {scope: consent_json(episodes.consent_in_force(session, patient_id, scope))
                      for scope in episodes.CONSENT_SCOPES},
         "pause": pause_json(pause) if pause else None,
-        "handovers": [handover_json(v) for v in episodes.handover_views(session, handovers)],
+        "handovers": [handover_json(v) for v in handing_over.handover_views(session, handovers)],
         "may": {action: may(session, user, action, patient_id)
                 for action in ("consent", "pause", "hand_over")},
     }
@@ -136,7 +137,7 @@ def pause_json(row: MonitoringPause) -> dict[str, Any]:
             "created_at": instant(row.created_at)}
 
 
-def handover_json(view: episodes.HandoverView) -> dict[str, Any]:
+def handover_json(view: handing_over.HandoverView) -> dict[str, Any]:
     """Render a handover; the patient part is what a receiver may see before accepting."""
     row = view.handover
     return {"id": row.id, "patient": view.patient_id, "episode": row.episode_id,
@@ -217,11 +218,11 @@ def handovers():  # type: ignore[no-untyped-def]
     `status` = pending (default), accepted, rejected, withdrawn or all."""
     direction = request.args.get("direction", "incoming")
     try:
-        rows = episodes.handovers_of(db(), the_user(), direction,
+        rows = handing_over.handovers_of(db(), the_user(), direction,
                                      request.args.get("status", "pending"))
     except episodes.EpisodeError as invalid:
         return error(str(invalid), 400)
-    views = episodes.handover_views(db(), rows)
+    views = handing_over.handover_views(db(), rows)
     # The receiver may not see these patients yet: it is shown name and birth date only.
     note([v.patient_id for v in views], "search", f"Handover?direction={direction}",
          detail="patient name and birth date shown for a handover")
@@ -233,19 +234,19 @@ def handovers():  # type: ignore[no-untyped-def]
 def handover_count():  # type: ignore[no-untyped-def]
     """Return {"incoming": n}: pending handovers waiting for the user's organisation (for
     the menu badge; no patient data, so nothing to audit)."""
-    return jsonify(incoming=len(episodes.handovers_of(db(), the_user(), "incoming")))
+    return jsonify(incoming=len(handing_over.handovers_of(db(), the_user(), "incoming")))
 
 
 @bp.post("/patients/<patient_id>/handovers")
 @login_required
 def request_handover(patient_id: str):  # type: ignore[no-untyped-def]
     """Ask to hand over a responsibility: JSON {responsibility, to_organization, reason}."""
-    def work(session: Session, user: User) -> episodes.HandoverView:
+    def work(session: Session, user: User) -> handing_over.HandoverView:
         body = _body()
-        row = episodes.request_handover(session, user, patient_id, body.get("responsibility"),
+        row = handing_over.request_handover(session, user, patient_id, body.get("responsibility"),
                                         body.get("to_organization"), body.get("reason"),
                                         at=clock())
-        return episodes.handover_views(session, [row])[0]
+        return handing_over.handover_views(session, [row])[0]
     return _change(patient_id, "create", f"Handover?patient={patient_id}", work,
                    handover_json, "handover_requested")
 
@@ -258,10 +259,10 @@ def _decide(handover_id: int, decide: Callable[[Session, User, Any], Any], chang
         if found is not None:
             note(found.patient_id, "update", f"Handover/{handover_id}")
 
-    def work(session: Session, user: User) -> episodes.HandoverView:
+    def work(session: Session, user: User) -> handing_over.HandoverView:
         body = request.get_json(silent=True) or {}
         text = body.get("note", "") if isinstance(body, dict) else None
-        return episodes.handover_views(session, [decide(session, user, text)])[0]
+        return handing_over.handover_views(session, [decide(session, user, text)])[0]
     return _change(None, "update", f"Handover/{handover_id}", work, handover_json, change)
 
 
@@ -269,7 +270,7 @@ def _decide(handover_id: int, decide: Callable[[Session, User, Any], Any], chang
 @login_required
 def accept_handover(handover_id: int):  # type: ignore[no-untyped-def]
     """Accept a handover (JSON {note} optional): the responsibility moves at once."""
-    return _decide(handover_id, lambda s, u, text: episodes.decide_handover(
+    return _decide(handover_id, lambda s, u, text: handing_over.decide_handover(
         s, u, handover_id, True, text, clock()), "handover_accepted")
 
 
@@ -277,7 +278,7 @@ def accept_handover(handover_id: int):  # type: ignore[no-untyped-def]
 @login_required
 def reject_handover(handover_id: int):  # type: ignore[no-untyped-def]
     """Reject a handover (JSON {note} optional)."""
-    return _decide(handover_id, lambda s, u, text: episodes.decide_handover(
+    return _decide(handover_id, lambda s, u, text: handing_over.decide_handover(
         s, u, handover_id, False, text, clock()), "handover_rejected")
 
 
@@ -285,5 +286,5 @@ def reject_handover(handover_id: int):  # type: ignore[no-untyped-def]
 @login_required
 def withdraw_handover(handover_id: int):  # type: ignore[no-untyped-def]
     """Withdraw a pending handover the user's organisation asked for."""
-    return _decide(handover_id, lambda s, u, text: episodes.withdraw_handover(
+    return _decide(handover_id, lambda s, u, text: handing_over.withdraw_handover(
         s, u, handover_id, text, clock()), "handover_withdrawn")
