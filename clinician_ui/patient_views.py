@@ -8,7 +8,7 @@ from flask import abort, render_template, request
 from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
-from telekol.server.questionnaires import InvalidAnswers, QuestionnaireService, Submission
+from telekol.server.self_report import InvalidAnswers, QuestionnaireService, Submission
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import publish as push_live
@@ -29,12 +29,12 @@ def questionnaire(kind: str):  # type: ignore[no-untyped-def]
         return _page(definition)
     service = QuestionnaireService(services().engine)
     try:
-        submission = service.submit(user.patient_id, kind, _form_answers(definition))
+        submission = service.submit(user.patient_id, kind, _form_answers(definition), user.id)
     except InvalidAnswers:
         return _page(definition, invalid=True), 400
     note(user.patient_id, "create", f"Observation/{submission.observation_id}",
          detail=f"questionnaire {kind}")
-    _push_live(submission)
+    push_live(submission.events)
     return _page(definition, submission=submission)
 
 
@@ -59,7 +59,3 @@ def _form_answers(definition: QuestionnaireDef) -> dict[str, Any]:
         else:
             answers[item.link_id] = int(raw) if raw in ("0", "1", "2", "3", "4", "5") else raw
     return answers
-
-
-def _push_live(submission: Submission) -> None:
-    push_live([submission.event])

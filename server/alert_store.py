@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
-from telekol.server import inbox, rules
+from telekol.server import rules
 from telekol.server.models import (
     Alert,
 )
@@ -18,62 +15,32 @@ from telekol.server.triage import (
 
 
 def alert_row(patient_id: str, observation_id: str | None, request: AlertRequest,
-              now: datetime) -> Alert:
-    """Return the stored open alert a rule asked for about one observation."""
+              now: datetime, taken_at: datetime | None = None) -> Alert:
+    """Return the stored open alert a rule asked for about one observation taken `taken_at`."""
+    at = taken_at or now
     return Alert(patient_id=patient_id, observation_id=observation_id, rule=request.rule,
                  severity=request.severity, reason=request.reason[:500], details=request.details,
-                 created_at=now, updated_at=now, count=1, last_observation_id=observation_id)
-
-
-def raise_alerts(session: Session, patient_id: str, observation_id: str | None,
-                 requests: Sequence[AlertRequest], now: datetime,
-                 actor_user_id: int | None = None) -> list[Alert]:
-    """Store requests outside the ingest batch (manual entry): open, or update the patient's
-    unresolved alert of the same rule (count + 1, worse severity, latest reason)."""
-    wanted = {r.rule for r in requests}
-    existing = {a.rule: a for a in session.exec(select(Alert).where(
-        Alert.patient_id == patient_id, col(Alert.rule).in_(wanted),
-        col(Alert.status) != "resolved"))} if wanted else {}
-    stored, actions = [], []
-    for request in requests:
-        alert = existing.get(request.rule)
-        if alert is None:
-            alert = existing[request.rule] = alert_row(patient_id, observation_id, request, now)
-            session.add(alert)
-            actions.append("created")
-        else:
-            actions.append("updated")
-            alert.count += 1
-            alert.severity = worse(alert.severity, request.severity)
-            alert.reason, alert.details = request.reason[:500], request.details
-            alert.last_observation_id, alert.updated_at = observation_id, now
-        stored.append(alert)
-    session.flush()
-    for alert, action in zip(stored, actions, strict=True):
-        inbox.after_change(session, alert, action, "user" if actor_user_id else "gateway", now,
-                           actor_user_id)
-    return stored
-
-
-@dataclass
-class AlertUpdate:
-    """Repeats of a stored unresolved alert seen in this batch, applied after the flush."""
-
-    alert: Alert
-    repeats: int
-    severity: str
-    request: AlertRequest
-    observation_id: str | None
+                 created_at=now, updated_at=now, count=1, last_observation_id=observation_id,
+                 last_at=at, severity_observation_id=observation_id,
+                 severity_reason=request.reason[:500], severity_details=request.details,
+                 severity_at=at)
 
 
 RANK = {"blue": 0, **{k: v + 1 for k, v in SEVERITY_ORDER.items()}}
 
 
 def rank(severity: str) -> int:
+    """Return how serious a severity is: blue 0, green 1, yellow 2, red 3."""
     return RANK.get(severity, 0)
 
 
+def lower_than(severity: str) -> list[str]:
+    """Return the severities less serious than `severity`."""
+    return [name for name, value in RANK.items() if value < rank(severity)]
+
+
 def worse(old: str, new: str) -> str:
+    """Return the more serious of two severities (the new one on a tie)."""
     return new if rank(new) >= rank(old) else old
 
 

@@ -1,10 +1,10 @@
 """Store what a patient reported by telephone, on paper or in person (the non-digital route).
 
-A clinician enters it; the stored Observation is rebuilt with the same mapping and
-triage as device data, the same alert rules run on it (`raise_rule_alerts`) and a
-Provenance records who entered it and how it was obtained. The doors publish
-`live_events` after the commit. `POST /fhir/Observation` arrives at `enter_reading`;
-the JSON door and the pages reach `store_measurement` through server/phone_entry.py.
+A clinician enters it; it goes through the same Recorder as device data
+(server/recording.py: mapping, triage, alert rules, live events), and a Provenance records
+who entered it and how it was obtained. The doors publish the events after the commit.
+`POST /fhir/Observation` arrives at `enter_reading`; the JSON door and the pages reach
+`store_measurement` through server/phone_entry.py.
 """
 
 from __future__ import annotations
@@ -23,17 +23,12 @@ from telekol.device_gateway.readings import parse_readings
 from telekol.device_gateway.timestamps import fhir_datetime_text, parse_taken_at
 from telekol.fhir.codes import (
     OBSERVATION_KEY_SYSTEM,
-    READING_CODES,
     MeasurementType,
     type_for_coding,
 )
-from telekol.fhir.observation import observations_for
 from telekol.fhir.practitioner import reference
-from telekol.fhir.provenance import entry_provenance
 from telekol.fhir.validation import InvalidResource, validate_resource
-from telekol.server import alert_lifecycle, events, rules
-from telekol.server.access import ACTIONS, may, team_organizations, visible_patient
-from telekol.server.alert_store import raise_alerts, rank, restates_limits
+from telekol.server.access import ACTIONS, may, visible_patient
 from telekol.server.db import utcnow
 from telekol.server.fhir_resources import instant
 from telekol.server.fhir_search import (
@@ -45,16 +40,11 @@ from telekol.server.fhir_search import (
 )
 from telekol.server.models import (
     Alert,
-    InboundMessage,
     Observation,
-    Patient,
-    StoredResource,
-    Threshold,
     User,
 )
-from telekol.server.observation_rows import observation_row, triage_readings
-from telekol.server.rule_context import BatchContexts
-from telekol.server.triage import AlertRequest
+from telekol.server.provenance import provenance_row
+from telekol.server.recording import Recorder
 
 
 class EntryRefused(PermissionError):
@@ -90,10 +80,12 @@ def check_may_enter(session: Session, user: User, patient_id: str) -> None:
 
 @dataclass(frozen=True)
 class Stored:
-    """An entered Observation just stored (not committed) and the alerts it raised or updated."""
+    """An entered Observation just stored (not committed), the alerts it raised or updated
+    and the live events to push after the commit."""
 
     row: Observation
     alerts: list[Alert]
+    events: list[dict[str, Any]]
 
 
 def enter_reading(session: Session, user: User, body: Any, *, now: datetime | None = None,
@@ -111,92 +103,43 @@ def enter_reading(session: Session, user: User, body: Any, *, now: datetime | No
         raise DuplicateEntry("an Observation with this identifier is already stored")
     stored = store_measurement(session, user, patient_id, measurement, method="telephone",
                                identifiers=identifiers, now=now, new_id=new_id)
-    announced = live_events(session, patient_id, [stored.row], stored.alerts)
     session.commit()
-    return json.loads(stored.row.resource), announced
+    return json.loads(stored.row.resource), stored.events
 
 
 def store_measurement(session: Session, user: User, patient_id: str, measurement: Measurement,
                       *, method: str, now: datetime, new_id: Callable[[], str],
                       identifiers: Sequence[dict[str, str]] = (), note: str | None = None,
                       ) -> Stored:
-    """Add a reported measurement's Observation, ledger row, alerts and Provenance."""
-    contexts, limits = load_rule_context(session, patient_id, now)  # before the new row
-    triage, _ = triage_readings(measurement.readings, limits.get)
-    [(type_code, resource)] = observations_for(measurement, patient_id=patient_id,
-                                               device_id=MANUAL_DEVICE, issued=now, triage=triage)
-    resource.pop("device")
-    resource["identifier"] += identifiers
+    """Add a reported measurement's Observation, ledger row, alerts and Provenance.
+
+    It goes through the same Recorder as device readings (server/recording.py), without
+    the device rules: a person reported it.
+    """
     performer = reference("Practitioner", str(user.id), user.display_name)
-    resource["performer"] = [performer, reference("Organization", user.organization_id or "")]
-    if note:
-        resource["note"] = [{"authorReference": performer, "time": instant(now), "text": note}]
-    row = observation_row(new_id(), patient_id, MANUAL_DEVICE, measurement.msg_id, type_code,
-                          measurement.taken_at, now, resource)
-    session.add(InboundMessage(device_id=MANUAL_DEVICE, msg_id=measurement.msg_id,
-                               patient_id=patient_id, received_at=now,
-                               taken_at=measurement.taken_at))
-    session.add(row)
-    session.flush()
-    readings = [rules.Reading(r.code, r.value, r.unit, measurement.taken_at, now)
-                for r in measurement.readings if r.code in READING_CODES]
-    alerts = raise_rule_alerts(session, contexts, patient_id, readings, row.id, now, user.id)
+
+    def shape(resource: dict[str, Any]) -> None:
+        resource.pop("device")
+        resource["identifier"] += identifiers
+        resource["performer"] = [performer, reference("Organization", user.organization_id or "")]
+        if note:
+            resource["note"] = [{"authorReference": performer, "time": instant(now),
+                                 "text": note}]
+
+    recorder = Recorder(session, [patient_id], now, new_id=new_id, actor="user",
+                        actor_user_id=user.id)
+    [row] = recorder.measurement(patient_id, measurement, source=MANUAL_DEVICE,
+                                 received_at=now, shape=shape)
+    recorded = recorder.finish()
     session.add(provenance_row(user, patient_id, [f"Observation/{row.id}"], method=method,
                                now=now, provenance_id=new_id()))
-    return Stored(row, alerts)
-
-
-def load_rule_context(session: Session, patient_id: str, now: datetime,
-                      ) -> tuple[BatchContexts, dict[str, Threshold]]:
-    """Load the patient's limits and recent readings as the ingest batch does."""
-    limits = {t.measurement: t for t in session.exec(
-        select(Threshold).where(Threshold.patient_id == patient_id))}
-    contexts = BatchContexts(session, [patient_id], now,
-                             {(patient_id, code): row for code, row in limits.items()})
-    return contexts, limits
-
-
-def raise_rule_alerts(session: Session, contexts: BatchContexts, patient_id: str,
-                      readings: Sequence[rules.Reading], observation_id: str, now: datetime,
-                      actor_user_id: int | None) -> list[Alert]:
-    """Run the device readings' rules on entered readings; open or update their alerts.
-
-    As in the ingest batch: one request per rule (the worst), NEWS2 single-parameter
-    triggers the care plan's limits already judge are dropped. Device rules (clock,
-    battery) do not apply to a reading a person reported.
-    """
-    contexts.add(patient_id, readings)
-    ctx = contexts.context(patient_id)
-    chosen: dict[str, AlertRequest] = {}
-    for reading in readings:
-        for request in rules.evaluate(reading, ctx):
-            if request.rule.startswith("device:") or restates_limits(request, ctx):
-                continue
-            current = chosen.get(request.rule)
-            if current is None or rank(request.severity) >= rank(current.severity):
-                chosen[request.rule] = request
-    return raise_alerts(session, patient_id, observation_id, list(chosen.values()), now,
-                        actor_user_id=actor_user_id)
+    return Stored(row, recorded.alerts, recorded.events)
 
 
 def existing_entry(session: Session, msg_id: str) -> Observation | None:
     """Return the entered Observation stored under `msg_id`, if any (readings and scores)."""
     return session.exec(select(Observation).where(
         Observation.device_id == MANUAL_DEVICE, Observation.msg_id == msg_id)).first()
-
-
-def live_events(session: Session, patient_id: str, rows: Sequence[Observation],
-                alerts: Sequence[Alert]) -> list[dict[str, Any]]:
-    """Return the `observation` and `alert` events of an entry, as the gateway sends them."""
-    patient = session.get(Patient, patient_id)
-    assert patient is not None
-    rooms = events.rooms_for(patient_id, team_organizations(session, [patient_id]).get(
-        patient_id, []))
-    found = [{"type": "observation", "rooms": rooms,
-              "data": events.observation_payload(row, patient)} for row in rows]
-    return found + [{"type": "alert", "rooms": rooms,
-                     "data": alert_lifecycle.alert_view(session, alert, patient)}
-                    for alert in alerts]
 
 
 def parse_reported(session: Session, user: User, body: Any, now: datetime,
@@ -285,17 +228,3 @@ def _item(code: str, quantity: dict[str, Any] | None, where: str) -> dict[str, A
     if unit is None:
         raise InvalidEntry(f"{where} needs a unit (code in http://unitsofmeasure.org)")
     return {"code": code, "value": float(quantity["value"]), "unit": unit}
-
-
-def provenance_row(user: User, patient_id: str, targets: Sequence[str], *, method: str,
-                   now: datetime, provenance_id: str, what: str = "Reading") -> StoredResource:
-    """Return the stored Provenance of data `user` entered for the patient."""
-    resource = entry_provenance(
-        provenance_id=provenance_id, targets=targets, patient_id=patient_id,
-        practitioner=reference("Practitioner", str(user.id), user.display_name),
-        organization_id=user.organization_id, recorded=instant(now), method=method, what=what)
-    resource["meta"] = {"versionId": "1", "lastUpdated": instant(now)}
-    return StoredResource(id=provenance_id, resource_type="Provenance",
-                          patient_id=patient_id, effective=now, version_id=1,
-                          last_updated=now, resource=json.dumps(
-                              resource, separators=(",", ":"), ensure_ascii=False))

@@ -194,9 +194,18 @@ class Alert(SQLModel, table=True):
     escalation_level: int = 0
     escalated_to: str | None = Field(default=None, foreign_key="organization.id", max_length=64)
     escalated_at: datetime | None = _instant(default=None)
-    # Repeats of an open alert update it (server/ingest.py): how often, and the latest reading.
+    # Repeats of an open alert update it (server/recording.py): how often, and the latest
+    # reading (`reason`, `details`, `last_observation_id`, `last_at` = when it was taken).
     count: int = 1
     last_observation_id: str | None = Field(default=None, foreign_key="observation.id")
+    last_at: datetime | None = _instant(default=None)
+    # The reading that raised the alert to its current (worst) severity, and what the rule
+    # found then: a red alert repeated by a yellow reading still shows why it is red.
+    severity_observation_id: str | None = Field(default=None, max_length=64)
+    severity_reason: str = Field(default="", max_length=500)
+    severity_details: dict[str, Any] = Field(default_factory=dict,
+                                             sa_column=Column(JSON, nullable=False))
+    severity_at: datetime | None = _instant(default=None)
     # Workflow (server/alert_lifecycle.py): snooze, the message the patient sees on
     # acknowledgement, and how it was resolved ("manual" | "automatic").
     snoozed_until: datetime | None = _instant(default=None)

@@ -2,10 +2,10 @@
 
 The service behind `POST /api/patients/<id>/readings`, `.../questionnaire-responses` and
 the phone-entry page. The small JSON bodies are turned into the gateway's own items and
-checked by its parsers (device_gateway), stored by server/manual_entry.py and
-server/questionnaires.py with a Provenance, and run through the same alert rules as
-device data. A client key (`Idempotency-Key`, the form's `entry_id`) makes an entry
-exactly-once: the same key again returns the first entry and stores nothing.
+checked by its parsers (device_gateway), and stored through the same Recorder as device
+data (server/recording.py: mapping, triage, alert rules, live events) with a Provenance.
+A client key (`Idempotency-Key`, the form's `entry_id`) makes an entry exactly-once: the
+same key again returns the first entry and stores nothing.
 """
 
 from __future__ import annotations
@@ -29,23 +29,23 @@ from telekol.device_gateway.questionnaire_payload import (
 from telekol.device_gateway.readings import parse_readings
 from telekol.device_gateway.timestamps import fhir_datetime_text, parse_taken_at
 from telekol.fhir.codes import MEASUREMENT_TYPES
+from telekol.fhir.practitioner import reference
 from telekol.fhir.provenance import ENTRY_METHODS
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.server import alert_lifecycle, events
 from telekol.server.db import utcnow
+from telekol.server.fhir_search import MANUAL_DEVICE
 from telekol.server.manual_entry import (
     DuplicateEntry,
     InvalidEntry,
     check_may_enter,
     check_writer,
     existing_entry,
-    live_events,
-    load_rule_context,
-    raise_rule_alerts,
     store_measurement,
 )
 from telekol.server.models import Alert, Observation, Patient, User
-from telekol.server.questionnaires import answer_readings, record_entered_response
+from telekol.server.provenance import provenance_row
+from telekol.server.recording import Recorder
 
 MAX_NOTE = 500
 MAX_KEY = 200
@@ -97,7 +97,7 @@ def report_reading(session: Session, user: User, patient_id: str, body: Any, *,
     try:
         stored = store_measurement(session, user, patient_id, measurement, method=method,
                                    note=note, now=now, new_id=new_id)
-        return _commit(session, patient_id, "reading", stored.row, stored.alerts)
+        return _commit(session, patient_id, "reading", stored.row, stored.alerts, stored.events)
     except IntegrityError as conflict:
         return _raced(session, conflict, msg_id, patient_id, questionnaire=False)
 
@@ -112,16 +112,24 @@ def report_answers(session: Session, user: User, patient_id: str, body: Any, *,
     if found is not None:
         return _replay(session, found, patient_id, questionnaire=True)
     answers, method = parse_answers(body, msg_id, now)
-    contexts, _ = load_rule_context(session, patient_id, now)  # before the new response
     try:
-        row = record_entered_response(session, user, answers, patient_id=patient_id,
-                                      method=method, now=now, new_id=new_id)
-        session.flush()
-        readings = answer_readings(answers, int(row.value or 0), now)
-        alerts = raise_rule_alerts(session, contexts, patient_id, readings, row.id, now, user.id)
-        return _commit(session, patient_id, answers.questionnaire, row, alerts)
+        recorder = Recorder(session, [patient_id], now, new_id=new_id, actor="user",
+                            actor_user_id=user.id)
+        row = recorder.answers(patient_id, answers, received_at=now, source=MANUAL_DEVICE,
+                               author=reference("Practitioner", str(user.id), user.display_name))
+        recorded = recorder.finish()
+        session.add(provenance_row(user, patient_id, [*_derived(row), f"Observation/{row.id}"],
+                                   method=method, now=now, provenance_id=new_id(),
+                                   what="Answers"))
+        return _commit(session, patient_id, answers.questionnaire, row, recorded.alerts,
+                       recorded.events)
     except IntegrityError as conflict:
         return _raced(session, conflict, msg_id, patient_id, questionnaire=True)
+
+
+def _derived(row: Observation) -> list[str]:
+    """Return the QuestionnaireResponse a score Observation was derived from."""
+    return [d["reference"] for d in json.loads(row.resource).get("derivedFrom", [])]
 
 
 def parse_reading(body: Any, msg_id: str, now: datetime) -> tuple[Measurement, str, str | None]:
@@ -177,11 +185,10 @@ def _check(session: Session, user: User, patient_id: str, key: str | None) -> st
 
 
 def _commit(session: Session, patient_id: str, kind: str, row: Observation,
-            alerts: list[Alert]) -> Entry:
+            alerts: list[Alert], published: list[dict[str, Any]]) -> Entry:
     patient = session.get(Patient, patient_id)
     assert patient is not None
     shown = [alert_lifecycle.alert_view(session, alert, patient) for alert in alerts]
-    published = live_events(session, patient_id, [row], alerts)
     session.commit()
     return Entry(kind, row, shown, published, created=True)
 

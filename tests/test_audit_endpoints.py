@@ -507,7 +507,7 @@ def world(request, database_factory, templates, tmp_path_factory) -> World:
     """Return a world on its own copy of the demo database, shared by this module's tests."""
     from telekol.device_gateway.payload import parse_measurements
     from telekol.server.ingest import IngestService, ParsedDelivery
-    from telekol.server.questionnaires import QuestionnaireService
+    from telekol.server.self_report import QuestionnaireService
 
     template = templates[request.param]
     url = database_factory(request.param, template)

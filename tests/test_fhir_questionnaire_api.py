@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.fhir.validation import validate_resource
 from telekol.server.models import StoredResource
-from telekol.server.questionnaires import QuestionnaireService
+from telekol.server.self_report import QuestionnaireService
 from telekol.server.web import create_app
 
 from tests.test_fhir_api import Fhir

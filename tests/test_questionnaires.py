@@ -19,7 +19,8 @@ from telekol.fhir.questionnaire import (
 from telekol.fhir.validation import validate_resource
 from telekol.server.ingest import IngestService, ParsedDelivery
 from telekol.server.models import InboundMessage, Observation, QuarantinedMessage, StoredResource
-from telekol.server.questionnaires import WEB_SOURCE, InvalidAnswers, QuestionnaireService
+from telekol.server.questionnaires import WEB_SOURCE
+from telekol.server.self_report import InvalidAnswers, QuestionnaireService
 
 from tests import test_ingest
 from tests.stack_fixtures import Stack, StatusListener
@@ -153,7 +154,8 @@ def test_a_web_submission_is_stored_with_the_patient_as_author(engine, demo) -> 
     assert json.loads(kept.resource)["author"] == {"reference": f"Patient/{patient}"}
     [ledger] = stored(engine, InboundMessage)
     assert (ledger.device_id, ledger.patient_id) == (WEB_SOURCE, patient)
-    assert submission.event["data"]["value"] == 22
+    [event] = submission.events
+    assert event["data"]["value"] == 22
 
 
 def test_a_web_submission_with_a_missing_answer_stores_nothing(engine, demo) -> None:
