@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 from telekol.fhir.cpr import InvalidCPR, validate_cpr
+from telekol.server import care_plan
 from telekol.server.accounts import hash_password
 from telekol.server.db import utcnow
 from telekol.server.episodes import record_consent, start_episode
@@ -161,7 +162,8 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     monitoring+treatment, specialist or member (default from the organisation's kind).
     Exactly one organisation monitors and one treats; the data custodian defaults to the
     monitoring organisation. Enrolment records participation consent, and the sharing
-    consent as given (without it only the custodian sees the data).
+    consent as given (without it only the custodian sees the data). The care plan starts
+    from the COPD programme's cited default limits and schedules (server/programmes/).
     """
     try:
         digits = validate_cpr(cpr)
@@ -204,8 +206,9 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     record_consent(session, patient.id, "participation", True, note=note)
     record_consent(session, patient.id, "sharing", sharing_consent, note=note)
     monitoring, treatment = responsible["monitoring"][0], responsible["treatment"][0]
-    start_episode(session, patient.id, custodian=custodian or monitoring,
-                  monitoring=monitoring, treatment=treatment)
+    episode = start_episode(session, patient.id, custodian=custodian or monitoring,
+                            monitoring=monitoring, treatment=treatment)
+    care_plan.start_from_programme(session, episode)  # the programme's cited defaults
     return patient
 
 

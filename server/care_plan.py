@@ -10,6 +10,7 @@ plan says is what the rules do. Content: server/care_plan_content.py.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,10 +34,12 @@ from telekol.server.models import (
     CarePlanVersion,
     Episode,
     MeasurementSchedule,
+    Organization,
     PatientRuleSettings,
     Threshold,
     User,
 )
+from telekol.server.programme import DEFAULT_PROGRAMME, programme
 
 LIVE_SECTIONS = ("schedules", "thresholds", "relative")
 
@@ -123,15 +126,41 @@ def check_may_change(session: Session, user: User, patient_id: str,
                          "treatment may change the care plan")
 
 
+def start_from_programme(session: Session, episode: Episode, *, author: User | None = None,
+                         name: str = DEFAULT_PROGRAMME, extra: Mapping[str, Any] | None = None,
+                         summary: str | None = None) -> CarePlanVersion:
+    """Give a new episode its plan version 1 from the programme's defaults (limits,
+    schedules, self-care, each number with its source); the rules follow it at once.
+
+    `extra` replaces whole sections (the demo's goals and rule overrides, for example).
+    The treating doctor reviews and changes the plan from then on.
+    """
+    defaults = programme(name)
+    monitoring = session.get(Organization, episode.monitoring_org_id)
+    content = parse_content({**defaults.plan_content(monitoring.name if monitoring else ""),
+                             **(extra or {})})
+    return record_version(session, episode, content, author=author,
+                          previous=current_version(session, episode.patient_id),
+                          summary=summary or defaults.label, by=defaults.label,
+                          threshold_sources=defaults.threshold_sources)
+
+
 def record_version(session: Session, episode: Episode, new: CarePlanContent, *,
                    author: User | None, previous: CarePlanVersion | None, summary: str,
-                   at: datetime | None = None, sync: bool = True) -> CarePlanVersion:
-    """Append a version after `previous`; with `sync`, update the rules' live tables."""
+                   at: datetime | None = None, sync: bool = True,
+                   threshold_sources: Mapping[str, str] | None = None,
+                   by: str = "") -> CarePlanVersion:
+    """Append a version after `previous`; with `sync`, update the rules' live tables.
+
+    `threshold_sources` names where a limit comes from (a programme's cited default);
+    otherwise the limits' source is the plan version. `by` names the author when no user
+    made the version (a programme's defaults).
+    """
     row = CarePlanVersion(
         episode_id=episode.id, patient_id=episode.patient_id,
         version=(previous.version if previous else 0) + 1, content=as_json(new),
         changed_by=author.id if author else None,
-        changed_by_name=author.display_name if author else "",
+        changed_by_name=author.display_name if author else by,
         changed_by_org=author.organization_id if author else None,
         changed_at=at or utcnow(), summary=summary[:1000])
     session.add(row)
@@ -139,17 +168,18 @@ def record_version(session: Session, episode: Episode, new: CarePlanContent, *,
     if sync:
         changed = changed_sections(content_of(previous), new)
         sync_live(session, episode.patient_id, live_rows(new),
-                  [s for s in changed if s in LIVE_SECTIONS], row)
+                  [s for s in changed if s in LIVE_SECTIONS], row, threshold_sources or {})
     return row
 
 
 def sync_live(session: Session, patient_id: str, rows: LiveRows, sections: list[str],
-              version: CarePlanVersion) -> None:
+              version: CarePlanVersion, threshold_sources: Mapping[str, str]) -> None:
     """Write the sections of a plan version the rules read into their live tables."""
     source = f"care plan version {version.version}"
     who = version.changed_by_name or "care plan"
     if "thresholds" in sections:
-        _sync_thresholds(session, patient_id, rows, who, source, version.changed_at)
+        _sync_thresholds(session, patient_id, rows, who, source, version.changed_at,
+                         threshold_sources)
     if "relative" in sections:
         settings = session.get(PatientRuleSettings, patient_id) or PatientRuleSettings(
             patient_id=patient_id)
@@ -169,7 +199,7 @@ def sync_live(session: Session, patient_id: str, rows: LiveRows, sections: list[
 
 
 def _sync_thresholds(session: Session, patient_id: str, rows: LiveRows, who: str,
-                     source: str, at: datetime) -> None:
+                     source: str, at: datetime, sources: Mapping[str, str]) -> None:
     existing = {t.measurement: t for t in session.exec(
         select(Threshold).where(Threshold.patient_id == patient_id))}
     for code, row in existing.items():
@@ -183,7 +213,9 @@ def _sync_thresholds(session: Session, patient_id: str, rows: LiveRows, who: str
             continue  # unchanged: keeps who set it and when
         for name, value in values.items():
             setattr(row, name, value)
-        row.set_by, row.set_at, row.source = who, at, source
+        cited = sources.get(code)
+        row.set_by, row.set_at = who, at
+        row.source = (f"{source}: {cited}" if cited else source)[:500]
         session.add(row)
 
 

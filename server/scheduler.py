@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from telekol.server import events, inbox
 from telekol.server.alert_lifecycle import live_event, record
+from telekol.server.alert_store import alert_row
 from telekol.server.db import session_scope, utcnow
 from telekol.server.episodes import finished_patient_ids
 from telekol.server.escalation import TIMEZONE, apply_escalations, ensure_default_policy
@@ -42,7 +43,9 @@ from telekol.server.rules import (
     DeviceState,
     PatientContext,
     Reading,
+    RuleParameters,
     ScheduledMeasurement,
+    default_parameters,
     evaluate_schedule,
 )
 from telekol.server.triage import AlertRequest
@@ -50,32 +53,25 @@ from telekol.server.triage import AlertRequest
 log = logging.getLogger("telekol.scheduler")
 DEFAULT_INTERVAL = 30.0
 Publish = Callable[[list[dict[str, Any]]], None]
-DEFAULT_SCHEDULE_ID = "default-spo2"
-SCHEDULE_SOURCE = ("Stand-in until care plans exist: SpO2 expected daily by 12:00 local "
-                   "(TeleKOL operational default)")
-
-
 def ensure_defaults(engine: Engine) -> None:
-    """Store the default schedule and escalation policy once (safe with several schedulers)."""
+    """Store the default escalation policy once (safe with several schedulers)."""
     try:
         with session_scope(engine) as session:
-            if session.get(MeasurementSchedule, DEFAULT_SCHEDULE_ID) is None:
-                session.add(MeasurementSchedule(id=DEFAULT_SCHEDULE_ID, code="spo2",
-                                                due_local="12:00", source=SCHEDULE_SOURCE))
             ensure_default_policy(session)
     except IntegrityError:
-        pass  # another scheduler stored them first
+        pass  # another scheduler stored it first
 
 
 def occurrences(rows: list[MeasurementSchedule], patient_id: str, since: datetime,
                 now: datetime, started: datetime | None = None) -> tuple[ScheduledMeasurement, ...]:
     """Return the patient's due times today and yesterday (local), not before `since`.
 
-    A patient's own rows for a code replace the default rows for that code. Plan days
+    Only the patient's own rows count: schedules come from the patient's care plan
+    (server/care_plan.py writes them), never from a default imposed on everyone. Plan days
     (`from_day`, `to_day`, `every_days`) count from the local date of `started`, the start
     of the patient's current episode (`since` when not given); day 0 is that date.
     """
-    chosen = _rows_in_force(rows, patient_id)
+    chosen = [r for r in rows if r.patient_id == patient_id]
     today = now.astimezone(TIMEZONE).date()
     first = (started or since).astimezone(TIMEZONE).date()
     found: dict[tuple[str, datetime], ScheduledMeasurement] = {}
@@ -88,14 +84,6 @@ def occurrences(rows: list[MeasurementSchedule], patient_id: str, since: datetim
                 found[(row.code, due)] = ScheduledMeasurement(row.code,
                                                               due.astimezone(now.tzinfo))
     return tuple(found.values())
-
-
-def _rows_in_force(rows: list[MeasurementSchedule],
-                   patient_id: str) -> list[MeasurementSchedule]:
-    """Return the patient's own rows, and the default rows of codes they have none of."""
-    own = [r for r in rows if r.patient_id == patient_id]
-    codes = {r.code for r in own}
-    return own + [r for r in rows if r.patient_id is None and r.code not in codes]
 
 
 def _scheduled_on(row: MeasurementSchedule, day: date, plan_day: int) -> bool:
@@ -145,6 +133,7 @@ class Scheduler:
         with Session(self.engine) as session:
             patients = list(session.exec(select(Patient)))
             schedule = list(session.exec(select(MeasurementSchedule)))
+            settings = {s.patient_id: s for s in session.exec(select(PatientRuleSettings))}
             # Paused, or the episode has finished: nothing is expected of the patient.
             quiet = paused_patient_ids(session, now) | finished_patient_ids(session)
             resumed = resumed_at(session, now)
@@ -154,7 +143,8 @@ class Scheduler:
         for patient in patients:
             if patient.id not in quiet:
                 found.extend(self._patient(patient, schedule, now, resumed.get(patient.id),
-                                           started.get(patient.id)))
+                                           started.get(patient.id),
+                                           parameters_for(settings.get(patient.id))))
         if found:
             self.publish(found)
         return found
@@ -216,12 +206,15 @@ class Scheduler:
 
     def _patient(self, patient: Patient, schedule: list[MeasurementSchedule],
                  now: datetime, resumed: datetime | None = None,
-                 started: datetime | None = None) -> list[dict[str, Any]]:
+                 started: datetime | None = None,
+                 parameters: RuleParameters | None = None) -> list[dict[str, Any]]:
         plan = occurrences(schedule, patient.id, patient.created_at, now, started=started)
         if resumed is not None:  # what fell due during a pause is not missing
             plan = tuple(item for item in plan if item.due > resumed)
         with Session(self.engine) as session:
+            # The patient's own parameters (e.g. a longer missing_grace_minutes in the plan).
             ctx = PatientContext(patient.id, now, _recent(session, patient.id, now),
+                                 parameters=parameters or default_parameters(),
                                  schedule=plan, devices=_devices(session, patient.id))
         return [e for r in evaluate_schedule(ctx) if (e := self._raise(patient, r, now))]
 
@@ -237,12 +230,10 @@ class Scheduler:
                 col(Alert.status) != "resolved")).first()
             action = "updated" if alert is not None else "created"
             if alert is None:  # one unresolved alert per patient and rule: repeats update it
-                alert = Alert(patient_id=patient.id, rule=request.rule, created_at=now,
-                              severity=request.severity, updated_at=now,
-                              reason=request.reason[:500], details=request.details)
+                alert = alert_row(patient.id, None, request, now)
             else:
                 alert.reason, alert.details = request.reason[:500], request.details
-                alert.updated_at = now
+                alert.updated_at = alert.last_at = now
             session.add(alert)
             try:
                 session.flush()

@@ -22,7 +22,6 @@ from telekol.server.models import (
     Organization,
     Patient,
     PatientRuleSettings,
-    Threshold,
     User,
 )
 from telekol.server.provisioning import provision_device
@@ -63,10 +62,9 @@ TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "speci
 HOSPITAL_PATTERN = {"2502399993"}
 NO_SHARING_CONSENT = {"1406449990"}
 CONSENT_NOTE = "Demo consent recorded at enrolment (demo data)"
-# CONTRACT section 6: for every demo patient SpO2 below 88 % is red and 88-91 % yellow.
-SPO2_LIMITS = {"red_low": 88.0, "yellow_low": 92.0}
-SPO2_SOURCE = ("Demo limits from the TeleKOL contract; cf. SpO2 < 90 % and the 88-92 % target "
-               "for hypercapnic COPD in docs/clinical.md. Set per patient by the GP.")
+# CONTRACT section 6: for every demo patient SpO2 below 88 % is red and 88-91 % yellow. The
+# limits come from each patient's care plan version 1, made from the COPD programme's
+# defaults (server/programmes/copd.json, server/care_plan_demo.py), which say exactly that.
 # Demo rule settings (server/rules, docs/alerting.md): Inge is marked hypercapnic (NEWS2 SpO2
 # Scale 2, target 88-92 %) and her CAT alert needs a rise of 3 instead of the MCID of 2.
 RULE_SETTINGS: dict[str, tuple[bool, dict[str, float]]] = {
@@ -102,7 +100,6 @@ def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
                                            role=TEAM_ROLE[kinds[org_id]]))
         gp = next(org for org in team if kinds[org] == "gp")
         _ensure_episode(session, patient.id, cpr, team, kinds)
-        _ensure_spo2_limits(session, patient.id, gp_names[gp])
         if cpr in RULE_SETTINGS and session.get(PatientRuleSettings, patient.id) is None:
             hypercapnic, overrides = RULE_SETTINGS[cpr]
             session.add(PatientRuleSettings(
@@ -182,12 +179,3 @@ def _ensure_episode(session: Session, patient_id: str, cpr: str, team: list[str]
                    note=CONSENT_NOTE)
     start_episode(session, patient_id, custodian=custodian, monitoring=monitoring,
                   treatment=treatment)
-
-
-def _ensure_spo2_limits(session: Session, patient_id: str, set_by: str) -> None:
-    exists = session.exec(select(Threshold).where(Threshold.patient_id == patient_id,
-                                                  Threshold.measurement == "spo2")).first()
-    if exists is None:
-        session.add(Threshold(patient_id=patient_id, measurement="spo2", set_by=set_by,
-                              source=SPO2_SOURCE, red_low=SPO2_LIMITS["red_low"],
-                              yellow_low=SPO2_LIMITS["yellow_low"]))

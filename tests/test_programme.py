@@ -27,3 +27,37 @@ def test_every_default_limit_and_schedule_names_its_source() -> None:
 def test_an_unknown_programme_is_refused(name: str) -> None:
     with pytest.raises(UnknownProgramme):
         programme(name)
+
+
+def test_a_newly_enrolled_patient_is_judged_against_the_programme_defaults(engine) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+    from telekol.server.admin import add_patient
+    from telekol.server.care_plan import current_version
+    from telekol.server.ingest import IngestService
+    from telekol.server.models import Alert, MeasurementSchedule, Threshold
+    from telekol.server.provisioning import provision_device
+
+    from tests.test_alert_rules_ingest import measure
+    from tests.test_ingest import NOW
+
+    with Session(engine) as session:
+        patient = add_patient(session, "0707709999", "Ny Test", "Patient",
+                              ["muni-aalby", "gp-torvet"])
+        provision_device(session, patient_id=patient.id, device_id="bp-new", password="x" * 16)
+        session.commit()
+        plan = current_version(session, patient.id)
+        assert plan is not None and plan.version == 1
+        limits = {t.measurement: t for t in session.exec(
+            select(Threshold).where(Threshold.patient_id == patient.id))}
+        assert "TELBIL" in limits["bp_sys"].source
+        schedules = session.exec(select(MeasurementSchedule).where(
+            MeasurementSchedule.patient_id == patient.id)).all()
+        assert {s.code for s in schedules} == {"spo2"}
+    IngestService(engine, clock=lambda: NOW).ingest(
+        [measure("bp-new", "bp1", NOW - timedelta(minutes=1), bp_sys=180, bp_dia=100)])
+    with Session(engine) as session:
+        raised = {(a.rule, a.severity) for a in session.exec(
+            select(Alert).where(Alert.patient_id == patient.id))}
+    assert ("threshold:bp_sys", "yellow") in raised and ("threshold:bp_dia", "yellow") in raised

@@ -127,3 +127,26 @@ def test_a_worse_repeat_moves_why_the_alert_has_its_colour(engine, demo) -> None
     with Session(engine) as session:
         [alert] = session.exec(select(Alert).where(Alert.rule == "threshold:spo2")).all()
     assert alert.severity == "red" and alert.severity_details["value"] == 84
+
+
+def test_a_hub_whose_clock_is_15_minutes_slow_raises_a_clock_alert(engine, demo) -> None:
+    device = demo["devices"][0]["device_id"]
+    for hour in (2, 1, 0):
+        received = NOW - timedelta(hours=hour)
+        IngestService(engine, clock=lambda r=received: r).ingest(
+            [measure(device, f"slow-{hour}", received - timedelta(minutes=15), received,
+                     spo2=95, pulse=70)])
+    with Session(engine) as session:
+        [alert] = session.exec(select(Alert).where(Alert.rule == "device:clock")).all()
+    assert alert.severity == "blue" and alert.details["side"] == "behind"
+    assert round(alert.details["offset_minutes"]) == -15
+
+
+def test_a_hub_uploading_its_buffer_now_and_then_raises_no_clock_alert(engine, demo) -> None:
+    device = demo["devices"][0]["device_id"]
+    for hour, lag in ((2, 40), (1, 3), (0, 25)):
+        received = NOW - timedelta(hours=hour)
+        IngestService(engine, clock=lambda r=received: r).ingest(
+            [measure(device, f"buf-{hour}", received - timedelta(minutes=lag), received,
+                     spo2=95, pulse=70)])
+    assert ("device:clock", "blue") not in the_alerts(engine, demo["patients"][0]["id"])

@@ -57,16 +57,48 @@ def test_repeated_rejections(count, overrides, alerts):
     assert [a.rule for a in found] == (["device:rejections"] if alerts else [])
 
 
-@pytest.mark.parametrize(("taken_minutes", "late", "overrides", "side"), [
-    (10, False, {}, None), (11, False, {}, "ahead"),
-    (-10, False, {}, None), (-11, False, {}, "behind"),
-    (-300, True, {}, None),  # buffered on the hub: old is expected
-    (11, True, {}, "ahead"),  # even buffered, a future time is a wrong clock
-    (30, False, {"clock_skew_minutes": 60}, None),
+@pytest.mark.parametrize(("taken_minutes", "overrides", "alerts"), [
+    (2, {}, False), (3, {}, True),  # the gateway accepts up to 5 minutes ahead
+    (4, {"clock_skew_minutes": 5}, False),
 ])
-def test_a_reading_time_far_from_its_receipt_time(taken_minutes, late, overrides, side):
-    reading = Reading("spo2", 95, "%", NOW + taken_minutes * MINUTE, NOW, late=late,
-                      device_id="hub-1")
+def test_a_reading_from_the_future_means_a_fast_clock(taken_minutes, overrides, alerts):
+    reading = Reading("spo2", 95, "%", NOW + taken_minutes * MINUTE, NOW, device_id="hub-1")
     found = clock(reading, context(**overrides))
-    assert [a.details["offset_minutes"] > 0 for a in found] == ([side == "ahead"] if side else [])
-    assert all(f" {side}: " in a.reason and a.severity == "blue" for a in found)
+    assert [(a.rule, a.details["side"]) for a in found] == (
+        [("device:clock", "ahead")] if alerts else [])
+
+
+def uploads(*lags: float, buffered: int = 0) -> tuple[Reading, ...]:
+    """Return one reading per upload, an hour apart, each `lag` minutes behind its receipt;
+    with `buffered`, the last upload also carries older readings from the hub's buffer."""
+    found = []
+    for index, lag in enumerate(lags):
+        received = NOW - (len(lags) - 1 - index) * HOUR
+        found.append(Reading("spo2", 95, "%", received - lag * MINUTE, received,
+                             late=lag > 10, device_id="hub-1"))
+    last = found[-1].received_at
+    found += [Reading("pulse", 80, "/min", last - (5 + n) * HOUR, last, late=True,
+                      device_id="hub-1") for n in range(buffered)]
+    return tuple(found)
+
+
+@pytest.mark.parametrize(("lags", "side"), [
+    ((15, 15.5, 15), "behind"),  # every upload's newest reading equally old: a slow clock
+    ((0.2, 0.5, 0.1), None),  # a sound clock
+    ((15, 15), None),  # too few uploads to tell
+    ((3, 45, 15), None),  # a hub uploading now and then: the lag varies
+    ((9, 9, 9), None),  # within the limit
+])
+def test_a_clock_behind_shows_as_the_same_lag_in_every_upload(lags, side):
+    recent = uploads(*lags)
+    ctx = PatientContext("p1", NOW, recent=recent)
+    found = clock(recent[-1], ctx)
+    assert [a.details["side"] for a in found] == ([side] if side else [])
+    assert all(a.severity == "blue" and " behind: " in a.reason for a in found)
+
+
+def test_a_buffered_reading_is_not_judged_apart_from_its_upload():
+    recent = uploads(15, 15, 15, buffered=2)
+    ctx = PatientContext("p1", NOW, recent=recent)
+    assert clock(recent[2], ctx) != []  # the last upload's newest reading
+    assert clock(recent[-1], ctx) == []  # an older one from the buffer, same upload

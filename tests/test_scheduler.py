@@ -5,9 +5,17 @@ from __future__ import annotations
 import threading
 from datetime import datetime, time, timedelta
 
-from sqlmodel import Session, func, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, func, select
 from telekol.server.escalation import TIMEZONE
-from telekol.server.models import Alert, Device, Patient, ScheduledAlertKey
+from telekol.server.models import (
+    Alert,
+    Device,
+    MeasurementSchedule,
+    Patient,
+    PatientRuleSettings,
+    ScheduledAlertKey,
+)
 from telekol.server.scheduler import Scheduler, ensure_defaults
 
 
@@ -44,20 +52,58 @@ def test_two_schedulers_raise_a_missing_measurement_once(engine, demo) -> None:
         assert count(engine, "missing:spo2", patient["id"]) == 1
     with Session(engine) as session:
         keys = session.exec(select(ScheduledAlertKey)).all()
-    # Yesterday's and today's 12:00 occurrences, once each, one alert per patient.
-    assert len(keys) == 2 * len(demo["patients"])
+    # The COPD programme's plan: SpO2 at 09:00 and 17:00 in the first two weeks. Missing by
+    # 18:00 on day 3: yesterday's two and today's 09:00 (17:00 is still within its grace),
+    # once each, one alert per patient.
+    assert len(keys) == 3 * len(demo["patients"])
     assert {e["data"]["severity"] for e in published} == {"blue"}
     assert run_in_parallel(engine, now) == []
 
 
-def test_a_measurement_taken_in_time_raises_nothing(engine, demo) -> None:
+def test_nothing_is_missing_for_patients_whose_plans_schedule_nothing(engine, demo) -> None:
     ensure_defaults(engine)
     now = evening_after_enrolment(engine)
-    with Session(engine) as session:  # no schedule at all: nothing is missing
-        from telekol.server.models import MeasurementSchedule
-        session.delete(session.get(MeasurementSchedule, "default-spo2"))
+    with Session(engine) as session:  # no default schedule is imposed on anyone
+        session.execute(delete(MeasurementSchedule))
         session.commit()
     assert run_in_parallel(engine, now) == []
+
+
+def test_only_what_the_plan_schedules_can_be_missing(engine, demo) -> None:
+    now = evening_after_enrolment(engine)
+    patient = demo["patients"][0]["id"]
+    with Session(engine) as session:  # a patient with only a scale: weight, no SpO2
+        session.execute(delete(MeasurementSchedule).where(
+            col(MeasurementSchedule.patient_id) == patient))
+        session.add(MeasurementSchedule(id="scale", patient_id=patient, code="weight",
+                                        due_local="08:00"))
+        session.commit()
+    Scheduler(engine, lambda events: None, clock=lambda: now).run_once()
+    assert count(engine, "missing:spo2", patient) == 0
+    assert count(engine, "missing:weight", patient) == 1
+
+
+def test_the_patients_own_grace_time_decides_when_a_reading_is_missing(engine, demo) -> None:
+    now = evening_after_enrolment(engine).replace(hour=10, minute=30)
+    first, second = demo["patients"][0]["id"], demo["patients"][1]["id"]
+    with Session(engine) as session:
+        for patient in (first, second):
+            session.execute(delete(MeasurementSchedule).where(
+                col(MeasurementSchedule.patient_id) == patient))
+            session.add(MeasurementSchedule(id=f"spo2-{patient}", patient_id=patient,
+                                            code="spo2", due_local="10:00"))
+        # 10:00 + 20 min grace is past at 10:30; the default 120 min is not.
+        settings = session.get(PatientRuleSettings, first) or PatientRuleSettings(
+            patient_id=first)
+        settings.overrides = {**settings.overrides, "missing_grace_minutes": 20}
+        session.add(settings)
+        session.commit()
+    Scheduler(engine, lambda events: None, clock=lambda: now).run_once()
+    today = now.replace(hour=10, minute=0).isoformat()  # the occurrence: today 10:00
+    with Session(engine) as session:
+        missed_today = set(session.exec(select(ScheduledAlertKey.patient_id).where(
+            ScheduledAlertKey.rule == "missing:spo2", ScheduledAlertKey.occurrence == today)))
+    assert missed_today == {first}
 
 
 def test_a_silent_device_gives_one_blue_alert(engine, demo) -> None:
@@ -117,13 +163,14 @@ def test_repeated_rejections_give_one_blue_device_alert(engine, demo) -> None:
 
 
 def test_care_plan_days_count_from_the_start_of_the_episode(engine, demo) -> None:
-    from telekol.server.models import Episode, MeasurementSchedule
+    from telekol.server.models import Episode
 
     ensure_defaults(engine)
     now = evening_after_enrolment(engine)
     patient = demo["patients"][0]["id"]
     with Session(engine) as session:
-        session.delete(session.get(MeasurementSchedule, "default-spo2"))
+        session.execute(delete(MeasurementSchedule).where(
+            col(MeasurementSchedule.patient_id) == patient))
         episode = session.exec(select(Episode).where(Episode.patient_id == patient)).one()
         episode.started_at = now - timedelta(days=20)  # the first two weeks are over
         session.add(episode)

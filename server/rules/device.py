@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from telekol.server.rules.snapshot import PatientContext, Reading
 from telekol.server.rules.wording import moment
 from telekol.server.triage import AlertRequest
@@ -51,25 +49,54 @@ def rejections(reading: Reading | None, ctx: PatientContext) -> list[AlertReques
 
 
 def clock(reading: Reading | None, ctx: PatientContext) -> list[AlertRequest]:
-    """Ask for a blue alert when a reading's time is far off its receipt time."""
-    if reading is None:
+    """Ask for a blue alert when a device's clock is off: a reading from the future, or the
+    newest reading of every recent upload behind its receipt by the same amount."""
+    if reading is None or reading.device_id is None:
         return []
-    limit_min = ctx.parameters.clock_skew_minutes.value
-    limit = timedelta(minutes=limit_min)
-    offset = reading.taken_at - reading.received_at
-    # A buffered (late) reading is legitimately old; only a future time proves a wrong clock.
-    if offset > limit:
-        side = "ahead"
-    elif offset < -limit and not reading.late:
-        side = "behind"
-    else:
-        return []
-    minutes = offset.total_seconds() / 60
-    who = f"Device {reading.device_id}" if reading.device_id else "The device"
+    ahead = ctx.parameters.clock_skew_minutes.value
+    offset = (reading.taken_at - reading.received_at).total_seconds() / 60
+    if offset > ahead:  # the gateway accepts up to 5 min ahead; a sound clock is never ahead
+        return [_clock_alert(reading, ctx, offset, "ahead", ahead)]
+    behind = _steady_lag(reading, ctx)
+    limit = ctx.parameters.clock_behind_minutes.value
+    if behind is not None and behind > limit:
+        return [_clock_alert(reading, ctx, -behind, "behind", limit)]
+    return []
+
+
+def _steady_lag(reading: Reading, ctx: PatientContext) -> float | None:
+    """Return how far behind receipt the newest reading of each of the device's last uploads
+    was, when that is the same every time (minutes); None otherwise.
+
+    A buffering hub uploads old readings with a fresh one on top, or at times that vary;
+    only a clock that is behind makes even the newest reading equally old in every upload.
+    """
+    newest: dict[object, Reading] = {}
+    mine = (r for r in ctx.recent
+            if r.device_id == reading.device_id and r.received_at <= reading.received_at)
+    for r in mine:
+        if r.received_at not in newest or r.taken_at > newest[r.received_at].taken_at:
+            newest[r.received_at] = r
+    if newest.get(reading.received_at, reading).taken_at > reading.taken_at:
+        return None  # judged once per upload, on its newest reading
+    count = int(ctx.parameters.clock_uploads.value)
+    uploads = sorted(newest.values(), key=lambda r: r.received_at)[-count:]
+    if len(uploads) < count:
+        return None
+    lags = [(r.received_at - r.taken_at).total_seconds() / 60 for r in uploads]
+    if max(lags) - min(lags) > ctx.parameters.clock_skew_minutes.value:
+        return None
+    return min(lags)
+
+
+def _clock_alert(reading: Reading, ctx: PatientContext, minutes: float, side: str,
+                 limit: float) -> AlertRequest:
+    who = f"Device {reading.device_id}"
     reason = (f"{who} clock looks {abs(minutes):.0f} min {side}: reading taken "
               f"{moment(ctx.local(reading.taken_at))}, received "
-              f"{moment(ctx.local(reading.received_at))} (limit {limit_min:g} min)")
+              f"{moment(ctx.local(reading.received_at))} (limit {limit:g} min)")
     details: dict[str, object] = {
         "device_id": reading.device_id, "offset_minutes": round(minutes, 2),
-        "limit_minutes": limit_min, "late": reading.late}
-    return [AlertRequest("device:clock", "blue", reason, details)]
+        "limit_minutes": limit, "side": side, "late": reading.late,
+        "taken": reading.taken_at.isoformat(), "received": reading.received_at.isoformat()}
+    return AlertRequest("device:clock", "blue", reason, details)

@@ -65,6 +65,8 @@ class RuleParameters:
     device_silent_hours: Parameter
     battery_low_percent: Parameter
     clock_skew_minutes: Parameter
+    clock_behind_minutes: Parameter
+    clock_uploads: Parameter
     rejections_in_a_row: Parameter
     late_after_minutes: Parameter
     auto_resolve_hours: Parameter
@@ -91,7 +93,9 @@ DEFAULTS: tuple[tuple[str, float, str, str], ...] = (
     ("missing_early_minutes", 120, "minutes", OPERATIONAL),
     ("device_silent_hours", 24, "hours", OPERATIONAL),
     ("battery_low_percent", 20, "%", OPERATIONAL),
-    ("clock_skew_minutes", 10, "minutes", OPERATIONAL),
+    ("clock_skew_minutes", 2, "minutes", OPERATIONAL),
+    ("clock_behind_minutes", 10, "minutes", OPERATIONAL),
+    ("clock_uploads", 3, "uploads", OPERATIONAL),
     ("rejections_in_a_row", 3, "messages", OPERATIONAL),
     ("late_after_minutes", 10, "minutes", OPERATIONAL),
     ("auto_resolve_hours", 24, "hours", AUTO_RESOLVE),
