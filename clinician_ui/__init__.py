@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import login_required, logout_user
-from sqlmodel import col, select
-from telekol.server.access import visible_patient_ids
-from telekol.server.models import CareTeamMember, Organization, User
-from telekol.server.web.auth import attempt_login, start_session, the_user
-from telekol.server.web.context import db
+from flask_login import logout_user
+from telekol.server.web.auth import attempt_login, start_session
 from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
@@ -50,50 +45,6 @@ def logout():  # type: ignore[no-untyped-def]
     return redirect(url_for("ui.login"))
 
 
-@bp.get("/")
-@login_required
-def dashboard():  # type: ignore[no-untyped-def]
-    """Show the user's patients with their latest readings and live alerts."""
-    user = the_user()
-    if user.role == "patient":
-        return redirect(url_for("ui.me"))  # a patient's start page is their own
-    if user.role == "admin":
-        return redirect(url_for("ui.admin_users"))  # administrators see no patients
-    organization = db().get(Organization, user.organization_id) if user.organization_id else None
-    return render_template("dashboard.html", user=user, organization=organization,
-                           viewer=_viewer(user, organization), org_names=_org_names(user))
-
-
-CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
-
-
-def _viewer(user: User, organization: Organization | None) -> dict[str, Any]:
-    # What the dashboard script needs to know about the person looking at it. The server
-    # decides who may act (403 otherwise); this only hides buttons that would be refused.
-    monitoring: list[str] = []
-    if organization is not None:
-        monitoring = list(db().exec(select(CareTeamMember.patient_id).where(
-            CareTeamMember.organization_id == organization.id,
-            CareTeamMember.role == "monitoring")))
-    return {"can_act": user.role in CLINICAL_ROLES,
-            "organization": organization.id if organization else None,
-            "organization_kind": organization.kind if organization else None,
-            # GP clinics are told of red alerts in their inbox (issue 5, item 4).
-            "inbox": bool(organization and organization.kind == "gp"),
-            # Used only while alerts do not yet name the responsible organisation.
-            "monitoring": monitoring}
-
-
-def _org_names(user: User) -> dict[str, str]:
-    # Names of the organisations on the care teams of the user's patients (for "Responsible:"
-    # and "escalated to" when an alert carries only an organisation id).
-    rows = db().exec(select(Organization.id, Organization.name).join(
-        CareTeamMember, col(CareTeamMember.organization_id) == col(Organization.id)).where(
-        col(CareTeamMember.patient_id).in_(visible_patient_ids(user).scalar_subquery()))
-        .distinct())
-    return dict(rows.all())
-
-
 @bp.get("/language/<code>")
 def language(code: str):  # type: ignore[no-untyped-def]
     """Remember the chosen language and go back."""
@@ -122,4 +73,5 @@ from telekol.clinician_ui import (  # noqa: E402, F401
     patient_page_views,
     patient_views,
     phone_entry_views,
+    worklist_views,
 )

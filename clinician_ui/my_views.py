@@ -24,12 +24,16 @@ from telekol.clinician_ui.patient_page_views import (
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.server import audit, care_plan
 from telekol.server.access import team_organizations
+from telekol.server.db import utcnow
 from telekol.server.episodes import current_episode
-from telekol.server.models import AuditRecord, CarePlanVersion, Patient
+from telekol.server.models import AuditRecord, CarePlanVersion, Patient, User
+from telekol.server.patient_status import status
 from telekol.server.web import me_api
+from telekol.server.web.alert_words import alert_words, severity_word
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
+from telekol.server.web.words import for_patients
 
 PAGE_SIZE = 100
 WEEKDAYS = (_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
@@ -74,14 +78,29 @@ def own_patient() -> Patient:
 def me():  # type: ignore[no-untyped-def]
     """Show the patient their status in words and colour, and their readings over time."""
     patient = own_patient()
+    for_patients()  # "iltmætning", not "SpO2"
     block = readings(db(), patient.id, chart_days())
     plan = block["plan"]
     self_care = (plan.content.get("self_care") or {}) if plan else {}
+    mine = my_status(db(), patient.id)
     note(patient.id, "read", f"Observation?patient={patient.id}")
-    return render_template("me.html", patient=patient, readings=block,
-                           advice=self_care.get(block["worst"]) if block["worst"] in (
+    return render_template("me.html", patient=patient, readings=block, status=mine,
+                           advice=self_care.get(mine["shown"]) if mine["shown"] in (
                                "yellow", "red") else None,
                            questionnaires=list(QUESTIONNAIRES.values()))
+
+
+def my_status(session: Session, patient_id: str) -> dict[str, Any]:
+    """Return the patient's status as the care team sees it, in the patient's words."""
+    found = status(session, patient_id, utcnow())
+    deciding = found.deciding
+    seen_by = session.get(User, deciding.acknowledged_by) if (
+        deciding and deciding.acknowledged_by) else None
+    return {"shown": found.shown, "word": severity_word(found.shown),
+            "why": alert_words(deciding)["deciding"] if deciding else None,
+            "seen_by": seen_by.display_name if seen_by else None,
+            "seen_at": local_time(deciding.acknowledged_at) if deciding else "",
+            "message": deciding.patient_message if deciding else None}
 
 
 @bp.get("/me/plan")

@@ -19,9 +19,11 @@ from telekol.server import care_plan
 from telekol.server.access import visible_patient
 from telekol.server.db import utcnow
 from telekol.server.episodes import current_episode
-from telekol.server.models import Alert, MonitoringPause, Organization, Patient
+from telekol.server.models import MonitoringPause, Organization, Patient
+from telekol.server.patient_status import status
 from telekol.server.rules.wording import num
 from telekol.server.web import me_api
+from telekol.server.web.alert_words import alert_words, severity_word
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
@@ -54,6 +56,7 @@ def patient(patient_id: str):  # type: ignore[no-untyped-def]
     context = {**patient_header(found), "responsibility": responsibility(session, patient_id),
                "pause": active_pause(session, patient_id),
                "alerts": open_alerts(session, patient_id),
+               "status": status_view(session, patient_id),
                "readings": readings(session, patient_id, days), "tab": "overview"}
     note(patient_id, "read", f"Patient/{patient_id}")
     return render_template("patient.html", **context)
@@ -162,12 +165,21 @@ def active_pause(session: Session, patient_id: str) -> dict[str, str] | None:
 
 
 def open_alerts(session: Session, patient_id: str) -> list[dict[str, Any]]:
-    """Return the patient's unresolved alerts, most severe and oldest first."""
-    rows = session.exec(select(Alert).where(Alert.patient_id == patient_id,
-                                            col(Alert.status) != "resolved"))
-    alerts = sorted(rows, key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.created_at))
-    return [{"id": a.id, "severity": a.severity, "status": a.status, "reason": a.reason,
-             "created": local_time(a.created_at), "count": a.count} for a in alerts]
+    """Return the patient's unresolved alerts in words, the one deciding the status first."""
+    found = status(session, patient_id, utcnow())
+    return [{"id": a.id, "severity": a.severity, "status": a.status, "count": a.count,
+             **alert_words(a), "created": local_time(a.severity_at or a.created_at),
+             "last": local_time(a.last_at or a.updated_at)} for a in found.alerts]
+
+
+def status_view(session: Session, patient_id: str) -> dict[str, Any]:
+    """Return the patient's current status (the same truth as the work list) in words."""
+    found = status(session, patient_id, utcnow())
+    deciding = found.deciding
+    return {"shown": found.shown, "word": severity_word(found.shown),
+            "severity": found.severity, "severity_word": severity_word(found.severity),
+            "why": alert_words(deciding)["deciding"] if deciding else None,
+            "acknowledged": bool(deciding and deciding.status == "acknowledged")}
 
 
 def patient_header(found: Patient) -> dict[str, Any]:

@@ -75,6 +75,26 @@ def acknowledge(session: Session, user: User, alert_id: int, note: str | None = 
     return alert
 
 
+def acknowledge_all(session: Session, user: User, patient_id: str, note: str | None = None,
+                    clock: Callable[[], datetime] = utcnow,
+                    patient_message: str | None = None) -> list[Alert]:
+    """Acknowledge every open or snoozed alert of a patient that the user's organisation
+    must act on, with one note; return them (none: nothing to acknowledge)."""
+    if visible_patient(session, user, patient_id) is None:
+        raise AlertNotFound(patient_id)
+    if user.role not in CLINICAL_ROLES:
+        raise TransitionRefused("only clinicians on the care team act on alerts")
+    ids = session.exec(select(Alert.id).where(
+        Alert.patient_id == patient_id, col(Alert.status).in_(("open", "snoozed")))).all()
+    done = []
+    for alert_id in ids:
+        try:
+            done.append(acknowledge(session, user, alert_id or 0, note, clock, patient_message))
+        except NotResponsible:
+            continue  # another organisation's to act on: left for them
+    return done
+
+
 def resolve(session: Session, user: User, alert_id: int, note: str | None = None,
             clock: Callable[[], datetime] = utcnow) -> Alert:
     """Mark an alert resolved by `user` (acknowledging it too if nobody had)."""

@@ -46,6 +46,11 @@ def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
         "acknowledged_at": instant(alert.acknowledged_at), "acknowledged_by": None,
         "resolved_at": instant(alert.resolved_at), "resolved_by": None, "note": alert.note,
         "count": alert.count, "first_observation": alert.observation_id,
+        # The reading that set the severity (a repeat only moves `reason`/`details`).
+        "severity_reason": alert.severity_reason or alert.reason,
+        "severity_details": alert.severity_details or alert.details,
+        "severity_observation": alert.severity_observation_id or alert.observation_id,
+        "severity_at": instant(alert.severity_at), "last_at": instant(alert.last_at),
         "snoozed_until": instant(alert.snoozed_until), "snooze_reason": alert.snooze_reason,
         "patient_message": alert.patient_message, "resolution": alert.resolution,
         "responsible": None,  # filled in by alert_lifecycle.alert_view (needs the care team)

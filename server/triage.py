@@ -70,7 +70,9 @@ def threshold_alert(label: str, value: float, unit: str, limits: ThresholdSet,
     reason = (f"{label} {_fmt(value)} {unit} is {side} the {found.severity} limit "
               f"{_fmt(found.limit)} {unit}{who}{when}")
     details = {"measurement": limits.measurement, "value": value, "unit": unit,
-               "limit": found.limit, "direction": found.direction}
+               "limit": found.limit, "direction": found.direction, "severity": found.severity,
+               "set_by": limits.set_by,
+               "set_at": limits.set_at.isoformat() if limits.set_at else None}
     return AlertRequest(f"threshold:{limits.measurement}", found.severity, reason, details)
 
 

@@ -6,11 +6,13 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
-from telekol.server import audit
+from telekol.server import audit, care_plan
+from telekol.server.alert_lifecycle import acknowledge_all
+from telekol.server.care_plan_content import live_rows, parse_content
 from telekol.server.episodes import current_episode
-from telekol.server.models import AuditRecord, CarePlanVersion
+from telekol.server.models import Alert, AuditRecord, CarePlanVersion, User
 from telekol.server.web import create_app
 
 from tests.test_patient_page import KAREN, chart_data, device_for, patient_id, send_readings
@@ -49,9 +51,12 @@ def app(engine, demo, settings):
         newest = session.exec(select(CarePlanVersion.version).where(
             CarePlanVersion.episode_id == episode.id)
             .order_by(col(CarePlanVersion.version).desc())).first() or 0
-        session.add(CarePlanVersion(episode_id=episode.id, patient_id=pid, version=newest + 1,
-                                    content=PLAN, changed_by_name="Praktiserende læge Ole Berg",
-                                    changed_by_org="gp-torvet", summary="new limits"))
+        version = CarePlanVersion(episode_id=episode.id, patient_id=pid, version=newest + 1,
+                                  content=PLAN, changed_by_name="Praktiserende læge Ole Berg",
+                                  changed_by_org="gp-torvet", summary="new limits")
+        session.add(version)
+        care_plan.sync_live(session, pid, live_rows(parse_content(PLAN)),
+                            ["schedules", "thresholds", "relative"], version, {})
         session.commit()
     url = engine.url.render_as_string(hide_password=False)
     app = create_app(settings.with_overrides(database_url=url), live=False)
@@ -78,9 +83,29 @@ def test_karen_sees_her_status_in_words_and_what_her_plan_says_for_red(app) -> N
     page = text(signed_in(app), "/me")
     assert "Hello Karen Test" in page
     assert 'data-status="red"' in page
-    assert "One or more of your latest measurements is red." in page
+    assert "Your care team has been told about something red." in page
+    assert "oxygen saturation 86 % is below the red limit 88 %" in page  # her words, not SpO2
     assert "Call the home nurses now; call 112 if you cannot breathe." in page
     assert "Measure again in one hour." not in page
+
+
+def test_karen_stays_red_while_her_care_team_has_her_red_alert(app) -> None:
+    send_readings(app.config["engine"], device_for(app.config["fixture"], KAREN),
+                  [(0, {"spo2": 96})])
+    page = text(signed_in(app), "/me")
+    assert 'data-status="red"' in page  # as the nurse's work list shows her
+
+
+def test_the_nurses_acknowledgement_and_message_reach_karen(app) -> None:
+    engine = app.config["engine"]
+    with Session(engine) as session:
+        nurse = session.exec(select(User).where(User.username == "nurse.aalby")).one()
+        acknowledge_all(session, nurse, patient_id(app.config["fixture"], KAREN), "ringer",
+                        patient_message="Jeg ringer til dig inden kl. 12.")
+        session.commit()
+    page = text(signed_in(app), "/me")
+    assert "Sygeplejerske Mette Holm has seen it" in page
+    assert "Jeg ringer til dig inden kl. 12." in page
 
 
 def test_karen_sees_her_readings_over_time_and_in_a_table(app) -> None:
@@ -88,13 +113,16 @@ def test_karen_sees_her_readings_over_time_and_in_a_table(app) -> None:
     charts = {c["code"]: c for c in chart_data(page)["charts"]}
     assert [p["v"] for p in charts["spo2"]["points"]] == [93, 86]
     assert [p["v"] for p in charts["pulse"]["points"]] == [70]
-    assert charts["pulse"]["limits"]["yellow_high"] == 110  # only the care plan names it
+    assert charts["pulse"]["limits"]["yellow_high"] == 110  # the plan's, not the programme's
     assert re.search(r'<table class="readings-table" data-code="spo2">.*?86 %.*?93 %', page, re.S)
 
 
-def test_green_readings_give_no_advice(app) -> None:
+def test_green_without_open_alerts_gives_no_advice(app) -> None:
     send_readings(app.config["engine"], device_for(app.config["fixture"], KAREN),
                   [(0, {"spo2": 96})])
+    with Session(app.config["engine"]) as session:
+        session.execute(update(Alert).values(status="resolved"))
+        session.commit()
     page = text(signed_in(app), "/me")
     assert 'data-status="green"' in page and 'id="advice"' not in page
 

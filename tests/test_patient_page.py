@@ -107,7 +107,8 @@ def test_every_reading_is_also_in_a_table(app) -> None:
 
 def test_open_alerts_and_the_tabs_are_on_the_page(app) -> None:
     _, page = page_of(app, "nurse.aalby", KAREN)
-    assert re.search(r'<li class="alert red open" data-alert="\d+">', page)
+    assert re.search(r'<li class="alert-item red open" data-alert="\d+"', page)
+    assert 'id="patient-status" data-status="red"' in page
     pid = patient_id(app.config["fixture"], KAREN)
     for path in ("", "/team", "/plan", "/messages", "/phone"):
         assert f'href="/patients/{pid}{path}"' in page

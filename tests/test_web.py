@@ -56,7 +56,8 @@ def test_a_chosen_language_is_remembered_and_can_be_switched_back(app) -> None:
     assert "Adgangskode" in client.get("/login").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("asset", ["vendor/socket.io.min.js", "js/dashboard.js", "css/app.css"])
+@pytest.mark.parametrize("asset", ["vendor/socket.io.min.js", "js/worklist.js", "css/app.css",
+                                   "css/worklist.css"])
 def test_the_pages_assets_are_served_locally(app, asset: str) -> None:
     response = app.test_client().get(f"/static/{asset}")
     assert response.status_code == 200 and len(response.data) > 100

@@ -14,6 +14,8 @@ from telekol.server import alert_lifecycle, events, inbox
 from telekol.server.access import visible_patient_ids, visible_patients
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, Device, Observation, Patient, QuarantinedMessage
+from telekol.server.patient_status import PatientStatus, statuses
+from telekol.server.web.alert_words import alert_words
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
@@ -66,8 +68,15 @@ def _alert_list(rows: list[Alert] | Any) -> Any:
     rows = list(rows)
     patients = _patients({row.patient_id for row in rows})
     note([row.patient_id for row in rows], "search", "Alert")
-    return jsonify([alert_lifecycle.alert_view(db(), row, patients[row.patient_id])
+    return jsonify([with_words(alert_lifecycle.alert_view(db(), row, patients[row.patient_id]))
                     for row in rows])
+
+
+def with_words(view: dict[str, Any]) -> dict[str, Any]:
+    """Add the reader's-language texts to an alert (`reason` stays the English machine text):
+    `reason_text` says why it has its severity, `latest_text` what its newest reading was."""
+    words = alert_words(view)
+    return {**view, "reason_text": words["deciding"], "latest_text": words["latest"]}
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
@@ -136,7 +145,7 @@ def _transition(change: Any, alert_id: int) -> Any:
     event = alert_lifecycle.live_event(session, alert)
     session.commit()
     push_live([event])
-    return jsonify(event["data"])
+    return jsonify(with_words(event["data"]))
 
 
 @bp.get("/inbox")
@@ -145,7 +154,7 @@ def inbox_items():  # type: ignore[no-untyped-def]
     """List the red alerts in the user's organisation's inbox, newest first."""
     items = inbox.items(db(), the_user())
     note([item["alert"]["patient"]["id"] for item in items], "search", "InboxItem")
-    return jsonify(items)
+    return jsonify([{**item, "alert": with_words(item["alert"])} for item in items])
 
 
 @bp.get("/inbox/unread-count")
@@ -173,18 +182,17 @@ def inbox_read(item_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/patients")
 @login_required
 def patients():  # type: ignore[no-untyped-def]
-    """List the user's patients with their latest reading per type and open alerts."""
+    """List the user's patients with their status (as on the work list), latest reading per
+    type and open alerts."""
     rows = db().exec(visible_patients(the_user()).order_by(col(Patient.family))).all()
     ids = [p.id for p in rows]
     note(ids, "search", "Patient")
-    latest, unresolved = _latest_readings(ids), _unresolved_severities(ids)
-    return jsonify([_patient_summary(p, latest.get(p.id, []), unresolved.get(p.id, []))
-                    for p in rows])
+    latest, found = _latest_readings(ids), statuses(db(), ids, utcnow())
+    return jsonify([_patient_summary(p, latest.get(p.id, []), found[p.id]) for p in rows])
 
 
 def _latest_readings(patient_ids: list[str]) -> dict[str, list[Observation]]:
-    # One query for every patient (the dashboard reloads this on each alert event):
-    # the newest Observation per patient and type.
+    # One query for every patient: the newest Observation per patient and type.
     newest = func.row_number().over(partition_by=(Observation.patient_id, Observation.type_code),
                                     order_by=col(Observation.effective).desc()).label("rank")
     ranked = select(Observation.id, newest).where(
@@ -197,24 +205,19 @@ def _latest_readings(patient_ids: list[str]) -> dict[str, list[Observation]]:
     return found
 
 
-def _unresolved_severities(patient_ids: list[str]) -> dict[str, list[str]]:
-    rows = db().exec(select(Alert.patient_id, Alert.severity).where(
-        col(Alert.patient_id).in_(patient_ids), col(Alert.status) != "resolved")).all()
-    found: dict[str, list[str]] = {}
-    for patient_id, severity in rows:
-        found.setdefault(patient_id, []).append(severity)
-    return found
-
-
 def _patient_summary(patient: Patient, latest: list[Observation],
-                     unresolved: list[str]) -> dict[str, Any]:
-    worst = max(unresolved, key=lambda s: SEVERITY_RANK.get(s, 0), default=None)
+                     status: PatientStatus) -> dict[str, Any]:
+    deciding = status.deciding
     return {**events.patient_ref(patient),
             "latest": {row.type_code: events.observation_payload(row, patient) for row in latest},
-            "open_alerts": len(unresolved), "status": worst or "green"}
-
-
-SEVERITY_RANK = {"blue": 1, "yellow": 2, "red": 3}
+            "open_alerts": len([a for a in status.alerts if a.status != "snoozed"]),
+            # The same status as the work list, the patient page and /me: "paused" while
+            # monitoring is paused, else the worst open or acknowledged alert, else green.
+            "status": status.shown, "severity": status.severity, "paused": status.paused,
+            "unacknowledged": status.unacknowledged,
+            "deciding_alert": deciding.id if deciding else None,
+            "reason": (deciding.severity_reason or deciding.reason) if deciding else None,
+            "reason_text": alert_words(deciding)["deciding"] if deciding else None}
 
 
 def _patients(ids: set[str]) -> dict[str, Patient]:
