@@ -83,6 +83,7 @@ def replay(patient: SyntheticPatient, limits: Limits | None = None) -> list[Aler
     nothing else, so this gives the same answers as the full window, faster.
     """
     limits = programme_limits() if limits is None else limits
+    parameters = default_parameters()  # built once: a context per reading is the hot path
     windows: dict[str, deque[Reading]] = {}
     alerts: list[Alert] = []
     for taken_at, grouped in groupby(sorted(patient.readings, key=lambda r: r.taken_at),
@@ -96,7 +97,7 @@ def replay(patient: SyntheticPatient, limits: Limits | None = None) -> list[Aler
         chosen: dict[tuple[str, str], str] = {}
         for reading in session:
             ctx = PatientContext(patient.patient_id, taken_at,
-                                 tuple(windows[_family(reading.code)]), limits)
+                                 tuple(windows[_family(reading.code)]), limits, parameters)
             for group, request in _requests(reading, ctx, patient.hypercapnic):
                 key = (group, request.rule)
                 chosen[key] = worse(chosen.get(key, request.severity), request.severity)
