@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -89,11 +89,7 @@ def replay(patient: SyntheticPatient, limits: Limits | None = None) -> list[Aler
     for taken_at, grouped in groupby(sorted(patient.readings, key=lambda r: r.taken_at),
                                      key=lambda r: r.taken_at):
         session = list(grouped)
-        for reading in session:
-            window = windows.setdefault(_family(reading.code), deque())
-            while window and window[0].taken_at < taken_at - WINDOW:
-                window.popleft()
-            window.append(reading)
+        _add(windows, session, taken_at)
         chosen: dict[tuple[str, str], str] = {}
         for reading in session:
             ctx = PatientContext(patient.patient_id, taken_at,
@@ -104,6 +100,15 @@ def replay(patient: SyntheticPatient, limits: Limits | None = None) -> list[Aler
         alerts += [Alert(group, rule, severity, taken_at)
                    for (group, rule), severity in chosen.items()]
     return alerts
+
+
+def _add(windows: dict[str, deque[Reading]], session: list[Reading], now: datetime) -> None:
+    """Add a session's readings to their families' windows, dropping what is too old."""
+    for reading in session:
+        window = windows.setdefault(_family(reading.code), deque())
+        while window and window[0].taken_at < now - WINDOW:
+            window.popleft()
+        window.append(reading)
 
 
 def _requests(reading: Reading, ctx: PatientContext,
