@@ -1,32 +1,41 @@
 """Replay a synthetic cohort through the alert rules and compare rule sets (issue 5, item 6).
 
-Per rule set: the share of scripted exacerbations detected (an alert from onset - 7 d to
-onset + 1 d), the median lead time of the first such alert before onset, alerts per
-patient-week (alarm burden) and false alerts per patient-week outside exacerbation windows.
-An alert counts once per patient, rule and calendar day, like "one open alert per rule".
-Synthetic data: a regression instrument for the rules, not a clinical claim.
+Every patient's readings go through the rules in time order, as ingest would run them, with the
+COPD programme's default care-plan limits and `default_parameters()`; server/evaluate_report.py
+scores the alerts (detection, lead time, alarm burden). Synthetic data: a regression instrument
+for the rules, not a clinical claim.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
+from telekol.server.alert_store import restates_limits, worse
 from telekol.server.cohort import Cohort, SyntheticPatient, generate_cohort
-from telekol.server.rules import baseline, cat, news2, symptoms, thresholds, weight
+from telekol.server.evaluate_report import Alert, markdown, score
+from telekol.server.programme import programme
+from telekol.server.rules import (
+    baseline,
+    cat,
+    default_parameters,
+    news2,
+    symptoms,
+    thresholds,
+    weight,
+)
 from telekol.server.rules.snapshot import PatientContext, Reading
 from telekol.server.triage import AlertRequest, ThresholdSet
 
 Rule = Callable[[Reading | None, PatientContext], list[AlertRequest]]
+Limits = Mapping[str, ThresholdSet]
 WINDOW = timedelta(days=14)  # PatientContext.recent: about the last 14 days
-BEFORE, AFTER = timedelta(days=7), timedelta(days=1)  # detection window around onset
-THRESHOLDS = {"spo2": ThresholdSet("spo2", red_low=88, yellow_low=92, set_by="evaluate-rules")}
 # Rule groups; every rule runs once per reading and the rule sets pick groups.
 GROUPS: dict[str, tuple[Rule, ...]] = {
     "threshold": (thresholds.threshold,),
@@ -37,8 +46,8 @@ GROUPS: dict[str, tuple[Rule, ...]] = {
     "news2-scale2": (news2.news2,),  # with PatientContext.hypercapnic from the patient
 }
 RULE_SETS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("Absolute thresholds only (SpO2 red < 88, yellow < 92)", frozenset({"threshold"})),
-    ("Thresholds + baselines", frozenset({"threshold", "baseline"})),
+    ("Care-plan limits only (COPD programme defaults)", frozenset({"threshold"})),
+    ("Care-plan limits + baselines", frozenset({"threshold", "baseline"})),
     ("All rules (NEWS2 SpO2 scale 1 for everyone)",
      frozenset({"threshold", "baseline", "symptoms", "news2"})),
     ("All rules, NEWS2 scale 2 for hypercapnic patients",
@@ -46,14 +55,13 @@ RULE_SETS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One rule firing on one reading, tagged with the rule group that produced it."""
-
-    group: str
-    rule: str
-    severity: str
-    taken_at: datetime
+def programme_limits(name: str = "copd") -> dict[str, ThresholdSet]:
+    """Return a programme's default care-plan limits as the rules' ThresholdSets."""
+    found = programme(name)
+    return {code: ThresholdSet(code, limits.get("red_low"), limits.get("yellow_low"),
+                               limits.get("yellow_high"), limits.get("red_high"),
+                               set_by=found.label)
+            for code, limits in found.thresholds.items()}
 
 
 def _family(code: str) -> str:
@@ -65,96 +73,75 @@ def _family(code: str) -> str:
     return "spirometry" if code in baseline.SPIROMETRY else code
 
 
-def replay(patient: SyntheticPatient) -> list[Alert]:
-    """Run every rule group over the patient's readings in time order (incremental window).
+def replay(patient: SyntheticPatient, limits: Limits | None = None) -> list[Alert]:
+    """Run every rule group over the patient's sessions in time order (incremental window).
 
-    `recent` holds the previous 14 days of the reading's own family (vitals, symptoms, ...):
-    the rules read nothing else, so this gives the same answers as the full window, faster.
+    Like ingest, the readings of one session (same `taken_at`) see each other, each rule asks
+    for at most one alert per session (the worst), and a single-parameter NEWS2 trigger on a
+    parameter with care-plan limits is dropped (`alert_store.restates_limits`). `recent` holds
+    the previous 14 days of the reading's own family (vitals, symptoms, ...): the rules read
+    nothing else, so this gives the same answers as the full window, faster.
     """
+    limits = programme_limits() if limits is None else limits
+    parameters = default_parameters()  # built once: a context per reading is the hot path
     windows: dict[str, deque[Reading]] = {}
     alerts: list[Alert] = []
-    for reading in sorted(patient.readings, key=lambda r: r.taken_at):
-        window = windows.setdefault(_family(reading.code), deque())
-        while window and window[0].taken_at < reading.taken_at - WINDOW:
-            window.popleft()
-        ctx = PatientContext(patient.patient_id, reading.taken_at, tuple(window), THRESHOLDS)
-        for group, rules in GROUPS.items():
-            if group == "news2-scale2" and patient.hypercapnic:
-                run = replace(ctx, hypercapnic=True)
-            else:
-                run = ctx
-            alerts += [Alert(group, r.rule, r.severity, reading.taken_at)
-                       for rule in rules for r in rule(reading, run)
-                       if r.severity in ("yellow", "red")]
-        window.append(reading)
+    for taken_at, grouped in groupby(sorted(patient.readings, key=lambda r: r.taken_at),
+                                     key=lambda r: r.taken_at):
+        session = list(grouped)
+        _add(windows, session, taken_at)
+        chosen: dict[tuple[str, str], str] = {}
+        for reading in session:
+            ctx = PatientContext(patient.patient_id, taken_at,
+                                 tuple(windows[_family(reading.code)]), limits, parameters)
+            for group, request in _requests(reading, ctx, patient.hypercapnic):
+                key = (group, request.rule)
+                chosen[key] = worse(chosen.get(key, request.severity), request.severity)
+        alerts += [Alert(group, rule, severity, taken_at)
+                   for (group, rule), severity in chosen.items()]
     return alerts
 
 
-def once_per_day(alerts: list[Alert], groups: frozenset[str]) -> list[Alert]:
-    """Keep the first alert per rule and UTC day from the groups of a rule set."""
-    first: dict[tuple[str, date], Alert] = {}
-    for alert in sorted(alerts, key=lambda a: a.taken_at):
-        if alert.group in groups:
-            first.setdefault((alert.rule, alert.taken_at.date()), alert)
-    return list(first.values())
+def _add(windows: dict[str, deque[Reading]], session: list[Reading], now: datetime) -> None:
+    """Add a session's readings to their families' windows, dropping what is too old."""
+    for reading in session:
+        window = windows.setdefault(_family(reading.code), deque())
+        while window and window[0].taken_at < now - WINDOW:
+            window.popleft()
+        window.append(reading)
 
 
-def evaluate(cohort: Cohort) -> dict[str, Any]:
-    """Return the cohort summary and one result per rule set (JSON-ready)."""
-    fired = {p.patient_id: replay(p) for p in cohort.patients}
-    weeks = len(cohort.patients) * cohort.days / 7
-    results = [_score(name, cohort, fired, groups, weeks) for name, groups in RULE_SETS]
+def _requests(reading: Reading, ctx: PatientContext,
+              hypercapnic: bool) -> list[tuple[str, AlertRequest]]:
+    """Return (group, request) for every yellow/red request the service would raise."""
+    found = []
+    for group, rules in GROUPS.items():
+        run = replace(ctx, hypercapnic=True) if group == "news2-scale2" and hypercapnic else ctx
+        found += [(group, r) for rule in rules for r in rule(reading, run)
+                  if r.severity in ("yellow", "red") and not restates_limits(r, run)]
+    return found
+
+
+def evaluate(cohort: Cohort,
+             limits_for: Callable[[SyntheticPatient], Limits] | None = None) -> dict[str, Any]:
+    """Return the cohort summary and one result per rule set (JSON-ready).
+
+    Every patient gets the COPD programme's default limits unless `limits_for` says otherwise.
+    """
+    default = programme_limits()
+    fired = {p.patient_id: replay(p, limits_for(p) if limits_for else default)
+             for p in cohort.patients}
+    resolve_after = timedelta(hours=default_parameters().auto_resolve_hours.value)
+    results = [score(name, cohort, fired, groups, resolve_after) for name, groups in RULE_SETS]
     summary = {
         "patients": len(cohort.patients), "days": cohort.days, "seed": cohort.seed,
         "hypercapnic": sum(p.hypercapnic for p in cohort.patients),
         "exacerbations": sum(len(p.exacerbations) for p in cohort.patients),
         "bad_days": sum(len(p.bad_days) for p in cohort.patients),
-        "readings": sum(len(p.readings) for p in cohort.patients)}
+        "readings": sum(len(p.readings) for p in cohort.patients),
+        "limits": "per patient" if limits_for else programme("copd").label,
+        "auto_resolve_hours": default_parameters().auto_resolve_hours.value}
     return {"cohort": summary, "rule_sets": results}
-
-
-def _score(name: str, cohort: Cohort, fired: dict[str, list[Alert]], groups: frozenset[str],
-           weeks: float) -> dict[str, object]:
-    leads: list[float] = []
-    total = false = 0
-    busy = timedelta()
-    for patient in cohort.patients:
-        alerts = once_per_day(fired[patient.patient_id], groups)
-        total += len(alerts)
-        for episode in patient.exacerbations:
-            hits = [a.taken_at for a in alerts
-                    if episode.onset - BEFORE <= a.taken_at <= episode.onset + AFTER]
-            if hits:
-                leads.append((episode.onset - min(hits)) / timedelta(days=1))
-        spans = [(e.onset - BEFORE, e.end) for e in patient.exacerbations]
-        busy += sum((end - start for start, end in spans), timedelta())
-        false += sum(not any(s <= a.taken_at <= e for s, e in spans) for a in alerts)
-    episodes = sum(len(p.exacerbations) for p in cohort.patients)
-    quiet_weeks = weeks - busy / timedelta(weeks=1)
-    return {
-        "rule_set": name, "groups": sorted(groups), "exacerbations": episodes,
-        "detected": len(leads), "detected_share": len(leads) / episodes if episodes else 0.0,
-        "median_lead_days": round(statistics.median(leads), 1) if leads else None,
-        "alerts": total, "alerts_per_patient_week": round(total / weeks, 2) if weeks else 0.0,
-        "false_alerts": false,
-        "false_alerts_per_patient_week": round(false / quiet_weeks, 2) if quiet_weeks else 0.0}
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """Return the report as a markdown table."""
-    rows = ["| Rule set | Detected | Median lead before onset | Alerts / patient-week "
-            "| False alerts / patient-week |", "|---|---|---|---|---|"]
-    for r in report["rule_sets"]:
-        lead = "–" if r["median_lead_days"] is None else f"{r['median_lead_days']:.1f} d"
-        rows.append(f"| {r['rule_set']} | {r['detected_share']:.0%} ({r['detected']}/"
-                    f"{r['exacerbations']}) | {lead} | {r['alerts_per_patient_week']:.2f} "
-                    f"| {r['false_alerts_per_patient_week']:.2f} |")
-    c = report["cohort"]
-    rows.append(f"\nSynthetic cohort: {c['patients']} patients × {c['days']} days, "
-                f"seed {c['seed']}, {c['exacerbations']} exacerbations, "
-                f"{c['bad_days']} isolated bad days, {c['hypercapnic']} hypercapnic, "
-                f"{c['readings']} readings.")
-    return "\n".join(rows)
 
 
 def run_evaluate_rules(patients: int = 200, days: int = 90, seed: int = 1,

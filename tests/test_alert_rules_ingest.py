@@ -155,22 +155,23 @@ def test_a_symptom_diary_with_two_cardinal_symptoms_is_red(engine, hub) -> None:
     assert "2 of 3 cardinal symptoms" in alert["reason"]
 
 
-def test_an_earlier_diary_counts_towards_the_cardinal_symptoms(engine, hub) -> None:
+def test_one_cardinal_symptom_is_yellow_once_reported_on_two_days(engine, hub) -> None:
     device, _ = hub
+    yesterday = NOW - timedelta(days=1)
     one = {"more_breathless": True, "sputum_colour_changed": False}
-    ingest(engine, answers(device, "d1", "copd-symptoms", NOW - timedelta(hours=5), **one),
-           now=NOW - timedelta(hours=5))
-    [yellow] = alerts(engine)
-    assert yellow.severity == "yellow"
+    # A one-day blip waits: nothing yet (symptom_persist_hours).
+    assert ingest(engine, answers(device, "d1", "copd-symptoms", yesterday, **one),
+                  now=yesterday + timedelta(minutes=2)) == []
     [alert] = ingest(engine, answers(device, "d2", "copd-symptoms", NOW - timedelta(minutes=5),
                                      more_breathless=False, more_sputum=True,
                                      sputum_colour_changed=False))
-    # The later "no" replaces the earlier "yes": one cardinal symptom, still yellow.
-    assert (alert["severity"], alert["count"]) == ("yellow", 2)
+    # The later "no" replaces the earlier "yes": one cardinal symptom, yellow on the second day.
+    assert (alert["rule"], alert["severity"], alert["count"]) == ("symptoms", "yellow", 1)
+    assert alert["details"]["earlier_taken_at"] == yesterday.isoformat()
     [red] = ingest(engine, answers(device, "d3", "copd-symptoms", NOW - timedelta(minutes=1),
                                    more_breathless=True, more_sputum=True,
                                    sputum_colour_changed=False), now=NOW)
-    assert (red["severity"], red["count"], red["id"]) == ("red", 3, yellow.id)
+    assert (red["severity"], red["count"], red["id"]) == ("red", 2, alert["id"])
 
 
 def test_a_cat_rise_of_two_raises_cat_mcid(engine, hub) -> None:

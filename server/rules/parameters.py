@@ -56,6 +56,7 @@ class RuleParameters:
     cat_mcid: Parameter
     symptom_window_hours: Parameter
     symptoms_red_count: Parameter
+    symptom_persist_hours: Parameter
     news2_medium: Parameter
     news2_high: Parameter
     news2_single: Parameter
@@ -85,6 +86,7 @@ DEFAULTS: tuple[tuple[str, float, str, str], ...] = (
     ("cat_mcid", 2, "points", KON_2014),
     ("symptom_window_hours", 24, "hours", TELEKOL_DEFAULT),
     ("symptoms_red_count", 2, "cardinal symptoms", ANTHONISEN_1987),
+    ("symptom_persist_hours", 48, "hours", TELEKOL_DEFAULT),
     ("news2_medium", 5, "points", RCP_2017),
     ("news2_high", 7, "points", RCP_2017),
     ("news2_single", 3, "points", RCP_2017),
