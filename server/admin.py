@@ -15,7 +15,7 @@ from telekol.server import care_plan
 from telekol.server.accounts import hash_password
 from telekol.server.db import utcnow
 from telekol.server.episodes import record_consent, start_episode
-from telekol.server.models import CareTeamMember, Organization, Patient, User
+from telekol.server.models import CareTeamMember, Organization, Patient, PatientRuleSettings, User
 
 ORG_KINDS = ("hospital", "municipality", "gp")
 ROLES = ("nurse", "doctor", "gp", "secretary", "admin", "patient")
@@ -155,7 +155,7 @@ def unlock(session: Session, username: str) -> None:
 
 def add_patient(session: Session, cpr: str, given: str, family: str,
                 team: list[str], *, custodian: str | None = None,
-                sharing_consent: bool = True) -> Patient:
+                sharing_consent: bool = True, hypercapnic: bool = False) -> Patient:
     """Create a patient, their care team and their telemonitoring episode.
 
     `team` holds `ORG` or `ORG:ROLE` entries; ROLE is monitoring, treatment,
@@ -163,7 +163,8 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     Exactly one organisation monitors and one treats; the data custodian defaults to the
     monitoring organisation. Enrolment records participation consent, and the sharing
     consent as given (without it only the custodian sees the data). The care plan starts
-    from the COPD programme's cited default limits and schedules (server/programmes/).
+    from the COPD programme's cited default limits and schedules (server/programmes/); a
+    patient marked `hypercapnic` (NEWS2 SpO2 Scale 2) gets the programme's hypercapnic limits.
     """
     try:
         digits = validate_cpr(cpr)
@@ -208,6 +209,10 @@ def add_patient(session: Session, cpr: str, given: str, family: str,
     monitoring, treatment = responsible["monitoring"][0], responsible["treatment"][0]
     episode = start_episode(session, patient.id, custodian=custodian or monitoring,
                             monitoring=monitoring, treatment=treatment)
+    if hypercapnic:
+        session.add(PatientRuleSettings(patient_id=patient.id, hypercapnic=True,
+                                        set_by="enrolment", source="telekol patient add"))
+        session.flush()
     care_plan.start_from_programme(session, episode)  # the programme's cited defaults
     return patient
 

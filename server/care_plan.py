@@ -128,21 +128,28 @@ def check_may_change(session: Session, user: User, patient_id: str,
 
 def start_from_programme(session: Session, episode: Episode, *, author: User | None = None,
                          name: str = DEFAULT_PROGRAMME, extra: Mapping[str, Any] | None = None,
-                         summary: str | None = None) -> CarePlanVersion:
+                         summary: str | None = None,
+                         variant: str | None = None) -> CarePlanVersion:
     """Give a new episode its plan version 1 from the programme's defaults (limits,
     schedules, self-care, each number with its source); the rules follow it at once.
 
-    `extra` replaces whole sections (the demo's goals and rule overrides, for example).
-    The treating doctor reviews and changes the plan from then on.
+    A patient a clinician has marked hypercapnic gets the programme's "hypercapnic" limits
+    unless `variant` names another ("" for none). `extra` replaces whole sections (the
+    demo's goals and rule overrides, for example). The treating doctor reviews and changes
+    the plan from then on.
     """
     defaults = programme(name)
+    if variant is None:
+        settings = session.get(PatientRuleSettings, episode.patient_id)
+        variant = "hypercapnic" if settings is not None and settings.hypercapnic else ""
     monitoring = session.get(Organization, episode.monitoring_org_id)
-    content = parse_content({**defaults.plan_content(monitoring.name if monitoring else ""),
-                             **(extra or {})})
+    content = parse_content({**defaults.plan_content(monitoring.name if monitoring else "",
+                                                     variant), **(extra or {})})
+    label = f"{defaults.label} ({variant})" if variant else defaults.label
     return record_version(session, episode, content, author=author,
                           previous=current_version(session, episode.patient_id),
-                          summary=summary or defaults.label, by=defaults.label,
-                          threshold_sources=defaults.threshold_sources)
+                          summary=summary or label, by=label,
+                          threshold_sources=defaults.sources(variant))
 
 
 def record_version(session: Session, episode: Episode, new: CarePlanContent, *,

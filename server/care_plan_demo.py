@@ -40,9 +40,11 @@ def seed_demo_care_plans(session: Session) -> None:
         settings = session.get(PatientRuleSettings, episode.patient_id)
         extra = {"relative": dict(settings.overrides) if settings else {}, "goals": GOALS,
                  "notes": NOTES}
+        # variant "": CONTRACT section 6 asks SpO2 red below 88 % and yellow 88-91 % for every
+        # demo patient, the hypercapnic one (Inge) included.
         care_plan.start_from_programme(session, episode, author=author, extra=extra,
                                        summary="first version from the COPD programme "
-                                               "defaults (demo data)")
+                                               "defaults (demo data)", variant="")
     session.flush()
     _seed_proposal(session)
 

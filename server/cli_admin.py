@@ -70,6 +70,9 @@ def add_admin_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     patient_add.add_argument("--sharing-consent", choices=("yes", "no"), default="yes",
                              help="consent to sharing across sectors (no: only the data "
                                   "custodian sees the data)")
+    patient_add.add_argument("--hypercapnic", action="store_true",
+                             help="a clinician has documented hypercapnic respiratory failure "
+                                  "(NEWS2 SpO2 Scale 2; the programme's hypercapnic limits)")
     patient_add.set_defaults(run=_admin(_patient_add))
     _audit_parsers(sub)
 
@@ -173,7 +176,8 @@ def _patient_add(session, args: argparse.Namespace) -> int:  # type: ignore[no-u
 
     patient = add_patient(session, args.cpr, args.given, args.family, args.team,
                           custodian=args.custodian,
-                          sharing_consent=args.sharing_consent == "yes")
+                          sharing_consent=args.sharing_consent == "yes",
+                          hypercapnic=args.hypercapnic)
     _audited(session, patient.id, "create", f"Patient/{patient.id}")
     print(patient.id)
     return 0

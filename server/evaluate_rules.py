@@ -55,13 +55,19 @@ RULE_SETS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-def programme_limits(name: str = "copd") -> dict[str, ThresholdSet]:
-    """Return a programme's default care-plan limits as the rules' ThresholdSets."""
+def programme_limits(name: str = "copd", variant: str | None = None,
+                     ) -> dict[str, ThresholdSet]:
+    """Return a programme's default care-plan limits (of a variant) as ThresholdSets."""
     found = programme(name)
     return {code: ThresholdSet(code, limits.get("red_low"), limits.get("yellow_low"),
                                limits.get("yellow_high"), limits.get("red_high"),
                                set_by=found.label)
-            for code, limits in found.thresholds.items()}
+            for code, limits in found.limits(variant).items()}
+
+
+def enrolment_limits(patient: SyntheticPatient) -> Limits:
+    """Return the limits enrolment gives: the hypercapnic variant for those so marked."""
+    return programme_limits(variant="hypercapnic" if patient.hypercapnic else None)
 
 
 def _family(code: str) -> str:
@@ -126,10 +132,10 @@ def evaluate(cohort: Cohort,
              limits_for: Callable[[SyntheticPatient], Limits] | None = None) -> dict[str, Any]:
     """Return the cohort summary and one result per rule set (JSON-ready).
 
-    Every patient gets the COPD programme's default limits unless `limits_for` says otherwise.
+    Every patient gets the limits enrolment gives them from the COPD programme (the
+    hypercapnic variant for hypercapnic patients) unless `limits_for` says otherwise.
     """
-    default = programme_limits()
-    fired = {p.patient_id: replay(p, limits_for(p) if limits_for else default)
+    fired = {p.patient_id: replay(p, (limits_for or enrolment_limits)(p))
              for p in cohort.patients}
     resolve_after = timedelta(hours=default_parameters().auto_resolve_hours.value)
     results = [score(name, cohort, fired, groups, resolve_after) for name, groups in RULE_SETS]
@@ -139,7 +145,8 @@ def evaluate(cohort: Cohort,
         "exacerbations": sum(len(p.exacerbations) for p in cohort.patients),
         "bad_days": sum(len(p.bad_days) for p in cohort.patients),
         "readings": sum(len(p.readings) for p in cohort.patients),
-        "limits": "per patient" if limits_for else programme("copd").label,
+        "limits": "per patient" if limits_for else (
+            f"{programme('copd').label} (hypercapnic variant for hypercapnic patients)"),
         "auto_resolve_hours": default_parameters().auto_resolve_hours.value}
     return {"cohort": summary, "rule_sets": results}
 

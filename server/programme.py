@@ -36,11 +36,23 @@ class Programme:
     self_care: dict[str, str]
     threshold_sources: dict[str, str]
     schedule_sources: tuple[str, ...]
+    # Named variants of the limits for a group of patients (e.g. "hypercapnic"): code → limits.
+    variants: dict[str, dict[str, dict[str, float | None]]]
+    variant_sources: dict[str, dict[str, str]]
 
-    def plan_content(self, monitoring_name: str) -> dict[str, Any]:
+    def limits(self, variant: str | None = None) -> dict[str, dict[str, float | None]]:
+        """Return the default limits, with a variant's limits in place of the general ones."""
+        return {**self.thresholds, **self.variants.get(variant or "", {})}
+
+    def sources(self, variant: str | None = None) -> dict[str, str]:
+        """Return where each of the limits `limits(variant)` comes from."""
+        return {**self.threshold_sources, **self.variant_sources.get(variant or "", {})}
+
+    def plan_content(self, monitoring_name: str, variant: str | None = None) -> dict[str, Any]:
         """Return care-plan content with the programme's defaults for one patient."""
         return {"schedules": [dict(s) for s in self.schedules],
-                "thresholds": {code: dict(limits) for code, limits in self.thresholds.items()},
+                "thresholds": {code: dict(limits)
+                               for code, limits in self.limits(variant).items()},
                 "relative": dict(self.relative),
                 "self_care": {state: text.format(monitoring=monitoring_name)
                               for state, text in self.self_care.items()},
@@ -59,8 +71,8 @@ def programme(name: str = DEFAULT_PROGRAMME) -> Programme:
     if not name.isidentifier() or not path.is_file():
         raise UnknownProgramme(f"no programme {name!r}")
     data = json.loads(path.read_text(encoding="utf-8"))
-    thresholds = {code: {k: v for k, v in limits.items() if k != "source"}
-                  for code, limits in data["thresholds"].items()}
+    thresholds = _limits(data["thresholds"])
+    variants = data.get("variants", {})
     schedules = tuple({k: v for k, v in s.items() if k != "source"} for s in data["schedules"])
     return Programme(
         name=data["programme"], title=data["title"], version=str(data["version"]),
@@ -68,4 +80,13 @@ def programme(name: str = DEFAULT_PROGRAMME) -> Programme:
         self_care=dict(data.get("self_care", {})),
         threshold_sources={code: limits.get("source", "")
                            for code, limits in data["thresholds"].items()},
-        schedule_sources=tuple(s.get("source", "") for s in data["schedules"]))
+        schedule_sources=tuple(s.get("source", "") for s in data["schedules"]),
+        variants={name: _limits(v["thresholds"]) for name, v in variants.items()},
+        variant_sources={name: {code: limits.get("source", "")
+                                for code, limits in v["thresholds"].items()}
+                         for name, v in variants.items()})
+
+
+def _limits(data: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    return {code: {k: v for k, v in limits.items() if k != "source"}
+            for code, limits in data.items()}

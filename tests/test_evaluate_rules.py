@@ -104,13 +104,14 @@ def test_stored_alerts_never_outnumber_alerts_per_day() -> None:
         assert result["false_stored_alerts"] <= result["false_alerts"]
 
 
-def test_limits_can_differ_per_patient() -> None:
+def test_hypercapnic_patients_are_judged_against_the_programmes_hypercapnic_limits() -> None:
     cohort = generate_cohort(10, 30, seed=1, hypercapnic_share=1.0)
-    default = programme_limits()
-    lower = {**default, "spo2": replace(default["spo2"], red_low=84, yellow_low=88)}
-    usual, proposal = evaluate(cohort), evaluate(cohort, limits_for=lambda p: lower)
-    assert proposal["cohort"]["limits"] == "per patient"
-    assert proposal["rule_sets"][0]["alerts"] < usual["rule_sets"][0]["alerts"]
+    general = programme_limits()
+    assert programme_limits(variant="hypercapnic")["spo2"] == replace(
+        general["spo2"], red_low=84, yellow_low=88)
+    enrolled, everyone_general = evaluate(cohort), evaluate(cohort, limits_for=lambda p: general)
+    assert everyone_general["cohort"]["limits"] == "per patient"
+    assert enrolled["rule_sets"][0]["alerts"] < everyone_general["rule_sets"][0]["alerts"]
 
 
 def test_cohort_without_exacerbations_detects_nothing_and_alerts_only_from_bad_days() -> None:

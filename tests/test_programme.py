@@ -61,3 +61,20 @@ def test_a_newly_enrolled_patient_is_judged_against_the_programme_defaults(engin
         raised = {(a.rule, a.severity) for a in session.exec(
             select(Alert).where(Alert.patient_id == patient.id))}
     assert ("threshold:bp_sys", "yellow") in raised and ("threshold:bp_dia", "yellow") in raised
+
+
+def test_a_patient_marked_hypercapnic_starts_from_the_hypercapnic_limits(engine) -> None:
+    from sqlmodel import Session, select
+    from telekol.server.admin import add_patient
+    from telekol.server.models import PatientRuleSettings, Threshold
+
+    with Session(engine) as session:
+        patient = add_patient(session, "0808709999", "Hyper Test", "Patient",
+                              ["muni-aalby", "gp-torvet"], hypercapnic=True)
+        session.commit()
+        spo2 = session.exec(select(Threshold).where(Threshold.patient_id == patient.id,
+                                                    Threshold.measurement == "spo2")).one()
+        assert (spo2.red_low, spo2.yellow_low) == (84, 88)
+        assert "Scale 2" in spo2.source
+        settings = session.get(PatientRuleSettings, patient.id)
+        assert settings is not None and settings.hypercapnic

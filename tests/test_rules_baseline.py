@@ -16,8 +16,18 @@ def reading(code: str, value: float, at: datetime = NOW) -> Reading:
 
 
 def context(*recent: Reading, **overrides: float) -> PatientContext:
-    parameters = merge_parameters(default_parameters(), overrides)
+    # The tables below are written for a baseline of at least three readings.
+    parameters = merge_parameters(default_parameters(),
+                                  {"baseline_min_readings": 3, **overrides})
     return PatientContext("p1", NOW, recent, parameters=parameters)
+
+
+def test_by_default_a_baseline_needs_five_readings():
+    history = days_before("fev1", 1.4, 1.5, 1.6, 1.5)
+    ctx = PatientContext("p1", NOW, tuple(history))
+    assert spirometry(reading("fev1", 1.0), ctx) == []  # four are too few
+    ctx = PatientContext("p1", NOW, tuple(days_before("fev1", 1.4, 1.5, 1.6, 1.5, 1.5)))
+    assert spirometry(reading("fev1", 1.0), ctx)
 
 
 def days_before(code: str, *values: float) -> list[Reading]:

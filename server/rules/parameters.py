@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields, replace
 INT_J_MED_INFORM_2018 = ('"A pilot study of daily telemonitoring to predict acute exacerbation '
                          'in COPD", Int J Med Inform 2018, doi:10.1016/j.ijmedinf.2018.04.013')
 COOPER_2020 = "Cooper CB et al., Int J COPD 2020;15:2005-2013, doi:10.2147/COPD.S256907"
+COOPER_2020_WINDOW = (f"{COOPER_2020}: its 1.645-SD limit assumes an SD from a 7-day window of "
+                      "daily readings; 5 of 7 days is TeleKOL's reading of that [NF], needs "
+                      "clinical sign-off")
 TELBIL_2011 = "TELBIL: Martín-Lesende I et al., BMC Health Serv Res 2011;11:56, Table 1"
 KON_2014 = ("Kon SSC et al., Lancet Respir Med 2014;2(3):195-203, "
             "doi:10.1016/S2213-2600(14)70001-3")
@@ -79,7 +82,7 @@ DEFAULTS: tuple[tuple[str, float, str, str], ...] = (
     ("spo2_daily_drop_points", 4, "percentage points", INT_J_MED_INFORM_2018),
     ("spo2_baseline_drop_points", 3, "percentage points", TELEKOL_DEFAULT),
     ("baseline_days", 7, "days", f"{INT_J_MED_INFORM_2018}; {COOPER_2020}"),
-    ("baseline_min_readings", 3, "readings", TELEKOL_DEFAULT),
+    ("baseline_min_readings", 5, "readings", COOPER_2020_WINDOW),
     ("fev1_sd_factor", 1.645, "SD", COOPER_2020),
     ("weight_gain_kg", 1.0, "kg", TELBIL_2011),
     ("weight_days", 3, "days", TELBIL_2011),

@@ -113,9 +113,13 @@ def _cat(_rule: str, d: Details, _severity: str) -> str:
 
 def _symptoms(_rule: str, d: Details, _severity: str) -> str:
     reported = ", ".join(label(code) for code in d["reported"])
-    return _("The patient reports %(symptoms)s in the last %(hours)s hours (%(n)s of 3 "
+    text = _("The patient reports %(symptoms)s in the last %(hours)s hours (%(n)s of 3 "
              "cardinal symptoms; red from %(red)s)", symptoms=reported,
              hours=number(d["window_hours"]), n=d["cardinal"], red=number(d["red_from"]))
+    if d.get("earlier_taken_at"):
+        text += "; " + _("worse symptoms also on %(when)s",
+                         when=when(_instant(d["earlier_taken_at"])))
+    return text
 
 
 def _news2(_rule: str, d: Details, _severity: str) -> str:
