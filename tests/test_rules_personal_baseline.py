@@ -77,6 +77,7 @@ def test_codes_no_relative_rule_uses_have_no_baseline():
     assert BASELINE_CODES == ("spo2", "fev1", "fvc", "weight")
     assert window_days("weight", default_parameters()) == 3
     assert window_days("fev1", default_parameters()) == 7
+    assert window_days("spo2", merge_parameters(default_parameters(), {"baseline_days": 2.5})) == 2
 
 
 def test_readings_of_other_codes_and_at_the_same_instant_are_not_earlier():

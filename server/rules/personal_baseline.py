@@ -36,7 +36,7 @@ def window_days(code: str, parameters: RuleParameters) -> float:
     """Return how many days back the baseline of `code` reaches (the rule's window)."""
     if code in LOWEST_CODES:
         return parameters.weight_days.value
-    return parameters.baseline_days.value
+    return int(parameters.baseline_days.value)  # whole days, as baseline._window counts them
 
 
 def personal_baseline(code: str, readings: Iterable[Reading], parameters: RuleParameters,
