@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 from telekol.server.models import Alert, Observation, PatientRuleSettings
-from telekol.server.rule_context import parameters_for, readings_of
-from telekol.server.rules import RuleParameters
+from telekol.server.rule_context import parameters_for
+from telekol.server.rules import Reading, RuleParameters
 from telekol.server.rules.alert_marks import AlertMark, alert_marks
 from telekol.server.rules.personal_baseline import (
     BASELINE_CODES,
@@ -24,7 +24,9 @@ from telekol.server.rules.personal_baseline import (
     window_days,
 )
 
-MAX_READINGS = 5000  # per code, newest first; older windows are then left without a baseline
+# Per code, newest first: two values each, so a demo hub sending every few seconds still gets
+# two days of baseline; a window reaching past what was read gets no baseline.
+MAX_READINGS = 50_000
 MAX_ALERTS = 500
 
 
@@ -53,12 +55,13 @@ def baseline(session: Session, patient_id: str, code: str, parameters: RuleParam
              start: datetime) -> list[BaselinePoint]:
     """Return the baseline of one code from `start`, reading the window before it too."""
     since = start - timedelta(days=window_days(code, parameters))
-    rows = session.exec(select(Observation).where(
+    rows = session.exec(select(Observation.effective, Observation.value).where(
         Observation.patient_id == patient_id, Observation.type_code == code,
-        col(Observation.effective) >= since).order_by(col(Observation.effective).desc())
-        .limit(MAX_READINGS)).all()
-    cut_off = rows[-1].effective if len(rows) == MAX_READINGS else None
-    readings = [reading for row in rows for reading in readings_of(row)]
+        col(Observation.effective) >= since)
+        .order_by(col(Observation.effective).desc()).limit(MAX_READINGS)).all()
+    cut_off = rows[-1][0] if len(rows) == MAX_READINGS else None
+    readings = [Reading(code, value, "", taken_at, taken_at) for taken_at, value in rows
+                if value is not None]
     return personal_baseline(code, readings, parameters, start, complete_from=cut_off)
 
 
