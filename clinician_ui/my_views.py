@@ -11,16 +11,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlmodel import Session
 from telekol.clinician_ui import bp
-from telekol.clinician_ui.patient_page_views import (
-    chart_days,
-    label,
-    limit_order,
-    limit_words,
-    local_time,
-    org_names,
-    readings,
-    responsibility,
-)
+from telekol.clinician_ui.patient_page_views import org_names, responsibility
+from telekol.clinician_ui.reading_words import label, limit_order, limit_words, local_time
+from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.server import audit, care_plan
 from telekol.server.access import team_organizations

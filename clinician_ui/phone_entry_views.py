@@ -13,7 +13,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from telekol.clinician_ui import bp
-from telekol.clinician_ui.patient_page_views import LOCAL, label, local_time, patient_header, unit
+from telekol.clinician_ui.patient_page_views import patient_header
+from telekol.clinician_ui.reading_words import LOCAL, label, local_time, unit
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
 from telekol.server import manual_entry

@@ -60,8 +60,8 @@ def details_for(session: Session, rows: Sequence[Row], now: datetime) -> Details
     codes = {r.patient.id: trend_code(r) for r in rows}
     series = _series(session, codes, now - timedelta(days=TREND_DAYS))
     people = {a.acknowledged_by for r in rows for a in r.status.alerts if a.acknowledged_by}
-    users = dict(session.exec(select(User.id, User.display_name).where(
-        col(User.id).in_(people))).all()) if people else {}
+    users = {int(uid or 0): name for uid, name in session.exec(
+        select(User.id, User.display_name).where(col(User.id).in_(people))).all()}
     orgs = {o for r in rows for o in r.responsible.values() if o}
     names = dict(session.exec(select(Organization.id, Organization.name).where(
         col(Organization.id).in_(orgs))).all()) if orgs else {}

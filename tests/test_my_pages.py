@@ -113,7 +113,7 @@ def test_karen_sees_her_readings_over_time_and_in_a_table(app) -> None:
     charts = {c["code"]: c for c in chart_data(page)["charts"]}
     assert [p["v"] for p in charts["spo2"]["points"]] == [93, 86]
     assert [p["v"] for p in charts["pulse"]["points"]] == [70]
-    assert charts["pulse"]["limits"]["yellow_high"] == 110  # the plan's, not the programme's
+    assert charts["pulse"]["lines"][0]["limits"]["yellow_high"] == 110  # the plan's
     assert re.search(r'<table class="readings-table" data-code="spo2">.*?86 %.*?93 %', page, re.S)
 
 

@@ -89,8 +89,8 @@ def test_the_chart_holds_the_readings_of_the_chosen_period_with_the_limits(app) 
     charts = {c["code"]: c for c in chart_data(page)["charts"]}
     assert [p["v"] for p in charts["spo2"]["points"]] == [95, 90, 86]  # 40 days ago is out
     assert [p["severity"] for p in charts["spo2"]["points"]] == ["green", "yellow", "red"]
-    assert charts["spo2"]["limits"]["red_low"] == 88
-    assert charts["spo2"]["limits"]["yellow_low"] == 92
+    assert charts["spo2"]["lines"][0]["limits"]["red_low"] == 88
+    assert charts["spo2"]["lines"][0]["limits"]["yellow_low"] == 92
     assert charts["bp"]["points"][0]["v2"] == 85
     _, wide = page_of(app, "nurse.aalby", KAREN, "?days=90")
     assert [p["v"] for p in chart_data(wide)["charts"][0]["points"]] == [97, 95, 90, 86]
