@@ -9,7 +9,7 @@ from flask import abort, redirect, render_template, url_for
 from flask_login import login_required
 from sqlmodel import Session, col, select
 from telekol.clinician_ui import bp
-from telekol.clinician_ui.reading_words import LOCAL, local_time
+from telekol.clinician_ui.reading_words import local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.cpr import InvalidCPR, birth_date
 from telekol.server.access import visible_patient
@@ -21,6 +21,7 @@ from telekol.server.web.alert_words import alert_words, severity_word
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
+from telekol.server.web.words import LOCAL
 
 
 @bp.get("/patients/<patient_id>")

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.patient_page_views import patient_header
-from telekol.clinician_ui.reading_words import LOCAL, label, local_time, unit
+from telekol.clinician_ui.reading_words import label, local_time, unit
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
 from telekol.server import manual_entry
@@ -27,6 +27,7 @@ from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db, publish
 from telekol.server.web.phone_api import note_entry
+from telekol.server.web.words import LOCAL
 
 METHODS = {"telephone": _l("By telephone"), "paper": _l("On paper"),
            "in-person": _l("In person")}

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.server.rules.wording import num
+from telekol.server.web import words
 
-LOCAL = ZoneInfo("Europe/Copenhagen")
 # Reading and score codes in the order screens list them, with the words people use.
 LABELS = {
     "spo2": "SpO2", "pulse": _l("Pulse"), "resp_rate": _l("Respiratory rate"), "fev1": "FEV1",
@@ -30,14 +29,13 @@ def ordered(codes: Any) -> list[str]:
 
 
 def label(code: str) -> Any:
-    """Return the words for a reading or score code."""
-    return LABELS.get(code, code)
+    """Return the words for a reading or score code (a patient's plain words on their pages)."""
+    return words.label(code) if code in words.LABELS else LABELS.get(code, code)
 
 
 def unit(code: str) -> str:
-    """Return the display unit of a reading code ("" for scores)."""
-    kind = MEASUREMENT_TYPES.get(code)
-    return kind.unit_display if kind else ""
+    """Return the unit of a reading code in the page's language ("" for scores)."""
+    return words.unit(code) if code in MEASUREMENT_TYPES else ""
 
 
 def decimals(code: str, value: float) -> int:
@@ -62,7 +60,7 @@ def shown(code: str, point: dict[str, Any]) -> dict[str, Any]:
 
 def local_time(moment: datetime | None) -> str:
     """Format an instant in Danish local time: "25.11.2026 07:31"."""
-    return "" if moment is None else f"{moment.astimezone(LOCAL):%d.%m.%Y %H:%M}"
+    return words.when(moment)
 
 
 def limit_words(code: str, values: dict[str, float | None]) -> dict[str, Any]:

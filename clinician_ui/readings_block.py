@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlmodel import Session
 from telekol.clinician_ui.reading_words import (
-    LOCAL,
     decimals,
     label,
     limit_words,
@@ -31,6 +30,7 @@ from telekol.server.events import instant
 from telekol.server.rules.alert_marks import AlertMark
 from telekol.server.rules.personal_baseline import LOWEST_CODES
 from telekol.server.web import me_api
+from telekol.server.web.words import LOCAL
 
 CHART_DAYS = (1, 3, 7, 30, 90)
 SEVERITY_RANK = {"red": 3, "yellow": 2, "blue": 1, "green": 0}

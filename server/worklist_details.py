@@ -12,21 +12,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.server.models import Observation, Organization, User
+from telekol.server.rules.alert_marks import concerned_code
 from telekol.server.worklist import Row
 
 TREND_DAYS = 7
-# The parameter each rule is about (blood pressure's two limits share one chart).
-_RULE_PARAMETER = {"baseline:spo2-drop": "spo2", "baseline:spo2-below-baseline": "spo2",
-                   "weight-gain": "weight", "cat-mcid": "cat", "news2": "spo2"}
-
-
 def parameter_of(rule: str) -> str | None:
-    """Return the measurement code a rule judges (None for symptoms and devices)."""
-    kind, _, code = rule.partition(":")
-    if kind in ("threshold", "missing", "baseline") and code:
-        return "bp" if code in ("bp_sys", "bp_dia") else code
-    return _RULE_PARAMETER.get(rule)
+    """Return the measurement a rule judges, as the trend shows it (None: symptoms, devices)."""
+    code = concerned_code(rule)
+    if code in ("bp_sys", "bp_dia"):
+        return "bp"  # blood pressure's two limits share one measurement
+    return code if code in MEASUREMENT_TYPES or code == "cat" else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from telekol.device_gateway.payload import parse_measurements
 from telekol.server.db import utcnow
@@ -99,6 +100,8 @@ def test_the_chart_window_is_handed_to_the_script(app):
 
 def test_blood_pressure_has_a_line_for_each_part_with_its_own_limits(app):
     with Session(app.config["engine"]) as session:
+        session.execute(delete(Threshold).where(col(Threshold.patient_id) == karen(app),
+                                                col(Threshold.measurement).in_(BP_LIMITS)))
         for code, limits in BP_LIMITS.items():
             session.add(Threshold(patient_id=karen(app), measurement=code, set_by="test",
                                   **limits))
@@ -116,10 +119,11 @@ def test_blood_pressure_has_a_line_for_each_part_with_its_own_limits(app):
 
 
 def test_spo2_has_the_baseline_its_rule_uses_with_the_patients_own_window(app):
-    send(app, [(5 * DAY, {"spo2": 94}), (4 * DAY, {"spo2": 96}), (3 * DAY, {"spo2": 95}),
-               (2 * DAY, {"spo2": 97}), (HOUR, {"spo2": 93})])
+    send(app, [(6 * DAY, {"spo2": 95}), (5 * DAY, {"spo2": 94}), (4 * DAY, {"spo2": 96}),
+               (3 * DAY, {"spo2": 95}), (2 * DAY, {"spo2": 97}), (HOUR, {"spo2": 93})])
     spo2 = charts(page(app, "?days=7"))["spo2"]
-    assert [p.get("b") for p in spo2["points"]] == [None, None, None, 95.0, 95.5]
+    # The default needs five earlier readings: only the newest has a baseline.
+    assert [p.get("b") for p in spo2["points"]] == [None, None, None, None, None, 95.4]
     assert spo2["baseline"] == "Mean of the previous 7 days"
     with Session(app.config["engine"]) as session:
         session.add(PatientRuleSettings(patient_id=karen(app), set_by="test", overrides={
@@ -128,7 +132,7 @@ def test_spo2_has_the_baseline_its_rule_uses_with_the_patients_own_window(app):
     html = page(app, "?days=7")
     spo2 = charts(html)["spo2"]
     # 94 taken exactly 3 days before 97 is inside 97's window, as in the rule.
-    assert [p.get("b") for p in spo2["points"]] == [None, None, 95.0, 95.0, 96.0]
+    assert [p.get("b") for p in spo2["points"]] == [None, None, 94.5, 95.0, 95.0, 96.0]
     assert spo2["baseline"] == "Mean of the previous 3 days"
     assert '<th scope="col" class="baseline">Mean of the previous 3 days</th>' in html
     assert '<td class="baseline">96.0 %</td>' in html
