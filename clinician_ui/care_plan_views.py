@@ -23,6 +23,7 @@ from telekol.clinician_ui.care_plan_words import (
     page_helpers,
     plan_words,
 )
+from telekol.clinician_ui.plan_notes import parameter_label, parameter_unit, version_notes
 from telekol.server import care_plan, proposals
 from telekol.server.access import may, visible_patient
 from telekol.server.care_plan import CarePlanError, NotAllowed, StaleVersion
@@ -186,10 +187,13 @@ def _render(user: User, patient: Patient, *, shown: Any = None, **forms: Any) ->
     organization = session.get(Organization, user.organization_id) if user.organization_id \
         else None
     rows = proposals.of_patient(session, patient.id)
+    history = care_plan.history(session, patient.id)
     return render_template(
         "care_plan.html", patient=patient, organization=organization, version=version,
         current=current, old=shown is not None and shown is not current,
-        words=plan_words(content), history=care_plan.history(session, patient.id),
+        words=plan_words(content), history=history,
+        notes=version_notes(history, {row.result_version: row.proposed_by_name for row in rows
+                                      if row.result_version is not None}),
         org_names={o.id: o.name for o in session.exec(select(Organization))},
         sections=sections, may_propose=bool(current) and may(
             session, user, "propose_thresholds", patient.id) and "thresholds" not in sections,
@@ -202,6 +206,7 @@ def _render(user: User, patient: Patient, *, shown: Any = None, **forms: Any) ->
             row.proposed_by_org)} for row in rows],
         threshold_codes=THRESHOLD_CODES, measurement_codes=MEASUREMENT_CODES,
         questionnaire_codes=QUESTIONNAIRE_CODES, parameters=PARAMETER_DEFAULTS,
+        parameter_label=parameter_label, parameter_unit=parameter_unit,
         **page_helpers(),
         thresholds_json={code: limits.model_dump() for code, limits in care_plan.content_of(
             current).thresholds.items()})

@@ -12,6 +12,7 @@ from flask_login import login_required
 from sqlmodel import Session
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.patient_page_views import org_names, responsibility
+from telekol.clinician_ui.plan_notes import changes
 from telekol.clinician_ui.reading_words import label, limit_order, limit_words, local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.questionnaire import QUESTIONNAIRES
@@ -125,7 +126,9 @@ def plan_words(session: Session, plan: CarePlanVersion) -> dict[str, Any]:
             "relative": [relative_words(k, v) for k, v in (content.get("relative") or {}).items()],
             "changed_by_org": org_names(session, [plan.changed_by_org]).get(
                 plan.changed_by_org or "", plan.changed_by_org or ""),
-            "changed_at": local_time(plan.changed_at)}
+            "changed_at": local_time(plan.changed_at),
+            "change": changes(previous.content if (previous := care_plan.version_of(
+                session, plan.patient_id, plan.version - 1)) else None, content)}
 
 
 def relative_words(name: str, value: Any) -> str:

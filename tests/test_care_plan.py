@@ -145,9 +145,14 @@ def test_every_demo_patient_has_a_first_version_matching_the_live_limits(engine,
                 code: [v["red_low"], v["yellow_low"]] for code, v in planned.items()}
             assert row.content["thresholds"]["spo2"]["red_low"] == 88  # CONTRACT section 6
             assert row.content["thresholds"]["spo2"]["yellow_low"] == 92
-        # The demo plans restate the default schedule: no patient rows were written.
+            # The schedules the rules follow are the plan's own: no default for everyone.
+            own = session.exec(select(MeasurementSchedule).where(
+                MeasurementSchedule.patient_id == patient["id"])).all()
+            assert sorted((s.code, s.due_local, s.from_day) for s in own) == sorted(
+                (e["code"], t, e["from_day"]) for e in row.content["schedules"]
+                for t in e["times"])
         assert session.exec(select(MeasurementSchedule).where(
-            MeasurementSchedule.patient_id != None)).all() == []  # noqa: E711
+            MeasurementSchedule.patient_id == None)).all() == []  # noqa: E711
 
 
 def test_the_gp_saves_a_version_and_the_rules_tables_follow(engine, demo) -> None:
@@ -158,7 +163,8 @@ def test_the_gp_saves_a_version_and_the_rules_tables_follow(engine, demo) -> Non
         session.commit()
         assert row.version == 2 and row.changed_by_name == gp.display_name
         assert row.changed_by_org == "gp-torvet"
-        assert "pulse yellow_high – → 110" in row.summary and "schedules changed" in row.summary
+        assert "pulse red_low 41 → –, yellow_low 50 → –, yellow_high 100 → 110" in row.summary
+        assert "schedules changed" in row.summary
         limits = {t.measurement: t for t in session.exec(select(Threshold).where(
             Threshold.patient_id == pid))}
         assert (limits["pulse"].yellow_high, limits["pulse"].red_high) == (110, 130)
@@ -272,3 +278,23 @@ def test_the_same_version_cannot_be_stored_twice(engine, demo) -> None:
                                     content={}))
         with pytest.raises(IntegrityError):
             session.flush()
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("da", "Puls: gul over 100 slag/min → 110 slag/min"),
+    ("en", "Pulse: yellow above 100 beats/min → 110 beats/min"),
+])
+def test_version_notes_are_words_in_the_readers_language(lang: str, expected: str) -> None:
+    from flask import Flask
+    from flask_babel import Babel, force_locale
+    from telekol.clinician_ui import TRANSLATIONS_DIR
+    from telekol.clinician_ui.plan_notes import changes
+
+    app = Flask(__name__)
+    Babel(app, default_translation_directories=str(TRANSLATIONS_DIR))
+    old = {"thresholds": {"pulse": {"yellow_high": 100}}, "relative": {}}
+    new = {"thresholds": {"pulse": {"yellow_high": 110}}, "relative": {"weight_gain_kg": 2}}
+    with app.test_request_context(), force_locale(lang):
+        text = changes(old, new)
+    assert text.startswith(expected)
+    assert "weight_gain_kg" not in text and "yellow_high" not in text

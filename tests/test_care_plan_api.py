@@ -62,7 +62,7 @@ def test_the_gp_puts_a_new_version_and_the_history_grows(app, engine, poul) -> N
     assert [v["version"] for v in versions] == [2, 1] and "content" not in versions[0]
     assert versions[0]["changed_by"]["organization"] == "gp-torvet"
     old = client.get(f"/api/patients/{poul}/care-plan/versions/1", headers=headers).get_json()
-    assert old["content"]["schedules"][0]["times"] == ["12:00"]
+    assert old["content"]["schedules"][0]["times"] == ["09:00", "17:00"]  # the programme's
     assert client.get(f"/api/patients/{poul}/care-plan/versions/9",
                       headers=headers).status_code == 404
     resources = audit_resources(engine, poul)
@@ -161,8 +161,9 @@ def test_fhir_care_plan_search_read_and_vread(app, engine, poul) -> None:  # noq
     plan = bundle["entry"][0]["resource"]
     assert plan["resourceType"] == "CarePlan" and plan["subject"]["reference"] == f"Patient/{poul}"
     assert plan["meta"]["versionId"] == "1" and plan["status"] == "active"
-    [spo2] = [a for a in plan["activity"] if a["detail"]["code"]["coding"][0]["code"] == "2708-6"]
-    assert spo2["detail"]["scheduledTiming"]["repeat"]["timeOfDay"] == ["12:00:00"]
+    spo2, *_later = [a for a in plan["activity"]
+                     if a["detail"]["code"]["coding"][0]["code"] == "2708-6"]
+    assert spo2["detail"]["scheduledTiming"]["repeat"]["timeOfDay"] == ["09:00:00", "17:00:00"]
     assert "red below 88, yellow below 92" in spo2["detail"]["description"]
     read = client.get(f"/fhir/CarePlan/{plan['id']}", headers=headers)
     assert read.status_code == 200 and read.headers["ETag"] == 'W/"1"'

@@ -142,12 +142,14 @@ def test_karen_reads_her_care_plan_in_plain_language(app) -> None:
     assert "CAT score (questionnaire)</td> <td>10:00</td><td>every 7 days</td><td>always" \
         in schedules
     assert "red below 88 %" in page and "yellow below 92 %" in page
-    assert "yellow above 110 /min" not in page  # the stored limits win where they exist
+    assert "yellow above 110 beats/min" in page  # the plan's limits are the ones in force
     assert "your weight rises by 2 kg or more" in page
     for words in (PLAN["self_care"].values(), PLAN["goals"], [PLAN["notes"]]):
         assert all(w in page for w in words)
     assert re.search(r"Version \d+, last changed [\d. :]+ by Praktiserende læge Ole Berg "
-                     r"\(Lægerne ved Torvet\): new limits", page)
+                     r"\(Lægerne ved Torvet\): [^<]*Pulse: red below 41 beats/min → none, "
+                     r"yellow below 50 beats/min → none, yellow above 100 beats/min → "
+                     r"110 beats/min", page)
 
 
 def test_a_patient_without_a_plan_is_told_so(app) -> None:

@@ -46,7 +46,7 @@ def test_the_gp_approves_and_the_plan_and_the_rules_get_the_new_limits(engine, d
         version = care_plan.current_version(session, pid)
         assert version is not None and version.version == 2
         assert version.summary.startswith(f"approved proposal #{row.id} from Sygeplejerske "
-                                          "Mette Holm: pulse red_low – → 40")
+                                          "Mette Holm: pulse red_low 41 → 40")
         assert version.changed_by_name == gp.display_name
         assert version.content["thresholds"]["pulse"]["yellow_high"] == 110
         assert version.content["thresholds"]["spo2"]["yellow_low"] == 92  # untouched
@@ -64,11 +64,12 @@ def test_approval_works_when_the_plan_changed_since_and_shows_both(engine, demo)
         gp = user(session, "gp.torvet")
         content = care_plan.current_version(session, pid).content  # type: ignore[union-attr]
         content = {**content, "thresholds": {**content["thresholds"],
-                                             "pulse": {"yellow_high": 100}}}
+                                             "pulse": {"yellow_high": 105}}}
         care_plan.save(session, gp, pid, 1, content)
         view = proposals.view(session, gp, row)
         assert view["changed_since_proposal"] is True
-        assert view["base_limits"] is None and view["current_limits"]["yellow_high"] == 100
+        assert view["base_limits"]["yellow_high"] == 100  # the programme's, when proposed
+        assert view["current_limits"]["yellow_high"] == 105
         proposals.approve(session, gp, row)
         assert row.result_version == 3
         assert care_plan.current_version(session, pid).content[  # type: ignore[union-attr]
