@@ -160,3 +160,21 @@ def test_another_organisations_alert_cannot_be_acknowledged_here(client, alertin
     token = csrf_token(client.get("/").get_data(as_text=True))
     response = client.post(f"/alerts/{alert.id}/acknowledge", data={"csrf_token": token})
     assert response.status_code == 403
+
+
+def test_the_api_acknowledges_all_of_a_patients_alerts(alerting, demo, settings) -> None:
+    url = alerting.url.render_as_string(hide_password=False)
+    client = create_app(settings.with_overrides(database_url=url), live=False).test_client()
+    token = client.post("/api/auth/token", json={"username": "nurse.aalby",
+                                                 "password": "telekol-demo"}).get_json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    karen = patient_id(demo, KAREN)
+    done = client.post(f"/api/patients/{karen}/alerts/acknowledge", json={"note": "ok"},
+                       headers=headers)
+    assert done.status_code == 200
+    assert {(a["status"], a["note"]) for a in done.get_json()} == {("acknowledged", "ok")}
+    assert done.get_json()[0]["reason_text"].startswith("SpO2")
+    assert client.post(f"/api/patients/{karen}/alerts/acknowledge", json={"note": 5},
+                       headers=headers).status_code == 400
+    assert client.post("/api/patients/nobody/alerts/acknowledge", json={},
+                       headers=headers).status_code == 404

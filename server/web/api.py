@@ -105,6 +105,32 @@ def snooze_alert(alert_id: int):  # type: ignore[no-untyped-def]
         session, user, alert_id, body.get("minutes"), body.get("reason")), alert_id)
 
 
+@bp.post("/patients/<patient_id>/alerts/acknowledge")
+@login_required
+def acknowledge_patient_alerts(patient_id: str):  # type: ignore[no-untyped-def]
+    """Acknowledge all of a patient's open or snoozed alerts the user's organisation acts on,
+    with one note (JSON {"note", "patient_message"}, both optional); return them."""
+    body = request.get_json(silent=True) or {}
+    texts = {k: body.get(k) for k in ("note", "patient_message")} if isinstance(body, dict) else {}
+    if any(v is not None and (not isinstance(v, str) or len(v) > alert_lifecycle.MAX_NOTE)
+           for v in texts.values()):
+        return error(f"note and patient_message must be strings of at most "
+                     f"{alert_lifecycle.MAX_NOTE} characters", 400)
+    session = db()
+    try:
+        done = alert_lifecycle.acknowledge_all(session, the_user(), patient_id, texts["note"],
+                                               patient_message=texts["patient_message"])
+    except alert_lifecycle.AlertNotFound:
+        return error("no such patient", 404)
+    except alert_lifecycle.TransitionRefused as refused:
+        return error(str(refused), 403)
+    note(patient_id, "update", f"Alert?patient={patient_id}")
+    published = [alert_lifecycle.live_event(session, alert) for alert in done]
+    session.commit()
+    push_live(published)
+    return jsonify([with_words(event["data"]) for event in published])
+
+
 @bp.get("/alerts/<int:alert_id>/history")
 @login_required
 def alert_history(alert_id: int):  # type: ignore[no-untyped-def]
