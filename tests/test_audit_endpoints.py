@@ -95,6 +95,15 @@ def plan_change(ids: dict[str, Any]) -> dict[str, Any]:
 
 K = "{karen}"
 PATIENT_DATA: dict[str, Call] = {
+    # the work list (pages)
+    "GET /": Call("nurse.aalby", "GET", "/"),
+    "GET /worklist/rows": Call("nurse.aalby", "GET", f"/worklist/rows?ids={K}"),
+    "POST /patients/<patient_id>/alerts/acknowledge": Call(
+        "nurse.boestrup", "POST", "/patients/{erik}/alerts/acknowledge", "Erik",
+        form={"note": "ok"}, form_page="/"),
+    "POST /alerts/<int:alert_id>/<action>": Call(
+        "nurse.aalby", "POST", "/alerts/{alert_karen}/acknowledge", form={"note": "ok"},
+        form_page="/"),
     # /api
     "GET /api/alerts": Call("nurse.aalby", "GET", "/api/alerts"),
     "POST /api/alerts/<int:alert_id>/acknowledge": Call(
@@ -110,6 +119,8 @@ PATIENT_DATA: dict[str, Call] = {
     "POST /api/inbox/<int:item_id>/read": Call(
         "gp.torvet", "POST", "/api/inbox/{inbox_karen}/read", json={}),
     "GET /api/patients": Call("nurse.aalby", "GET", "/api/patients"),
+    "POST /api/patients/<patient_id>/alerts/acknowledge": Call(
+        "nurse.aalby", "POST", f"/api/patients/{K}/alerts/acknowledge", json={"note": "ok"}),
     "GET /api/quarantine": Call("admin", "GET", "/api/quarantine"),
     "GET /api/patients/<patient_id>/observations": Call(
         "nurse.aalby", "GET", f"/api/patients/{K}/observations?code=spo2"),
@@ -281,7 +292,6 @@ PATIENT_DATA: dict[str, Call] = {
 ADMIN = "organisations and accounts: administration, no patient data"
 AUDIT = "the audit log's own metadata; reading it is recorded (tests/test_audit_api.py)"
 NOT_PATIENT_DATA: dict[str, str] = {
-    "GET /": "the dashboard's shell; its patients come from /api/patients and /api/alerts",
     "GET /login": "the login form", "POST /login": "credentials",
     "POST /logout": "ends the session", "GET /language/<code>": "remembers a language",
     "GET /static/<path:filename>": "assets", "GET /healthz": "health of the platform",
