@@ -9,7 +9,6 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required, logout_user
 from sqlmodel import col, select
-from telekol.server import telephone
 from telekol.server.access import visible_patient_ids
 from telekol.server.models import CareTeamMember, Organization, User
 from telekol.server.web.auth import attempt_login, start_session, the_user
@@ -20,9 +19,6 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
-# Phone numbers in templates: `number|phone` as people read it, `number|tel` for the link.
-bp.add_app_template_filter(telephone.shown, "phone")
-bp.add_app_template_filter(telephone.tel_uri, "tel")
 
 
 @bp.get("/login")
@@ -120,6 +116,7 @@ def _safe_next() -> str | None:
 from telekol.clinician_ui import (  # noqa: E402, F401
     access_log_views,
     admin_views,
+    call_links,
     care_plan_views,
     care_team_views,
     message_views,

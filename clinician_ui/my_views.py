@@ -74,8 +74,6 @@ def me():  # type: ignore[no-untyped-def]
     """Show the patient their status in words and colour, and their readings over time."""
     patient = own_patient()
     block = readings(db(), patient.id, chart_days())
-    for shown in (*block["latest"], *block["charts"]):
-        shown["label"] = patient_label(shown["code"])
     plan = block["plan"]
     self_care = (plan.content.get("self_care") or {}) if plan else {}
     note(patient.id, "read", f"Observation?patient={patient.id}")

@@ -57,19 +57,12 @@ class InvalidAnswers(ValueError):
 
 @dataclass(frozen=True)
 class Submission:
-    """A stored web submission: the score, the live event to push, and what happens next.
-
-    `severity` is the worst severity of the alerts the answers raised or updated ("red",
-    "yellow" or None); `monitoring` is {"name", "phone"} of the organisation watching the
-    patient, whom the answer page tells them to call.
-    """
+    """A stored web submission: the score and the live event to push."""
 
     kind: str
     total: int
     observation_id: str
     event: dict[str, Any]
-    severity: str | None = None
-    monitoring: dict[str, str | None] | None = None
 
 
 def record_response(session: Session, answers: QuestionnaireAnswers, *, patient_id: str,

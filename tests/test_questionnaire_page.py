@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from telekol.clinician_ui import patient_views
-from telekol.server.questionnaires import Submission
 
 from tests.test_questionnaire_payload import CAT, DIARY
 from tests.test_web import app, csrf_token, log_in  # noqa: F401  (the `app` fixture)
@@ -40,7 +40,8 @@ def test_the_scales_ends_are_read_out_with_their_number(app) -> None:  # noqa: F
 
 
 class FakeService:
-    """Stands in for QuestionnaireService: answers with a chosen severity and contact."""
+    """Stands in for QuestionnaireService: a stored submission with a chosen severity and
+    contact (`severity` and `monitoring` are what the real service reports)."""
 
     severity: str | None = None
     monitoring: dict[str, Any] | None = None
@@ -48,10 +49,12 @@ class FakeService:
     def __init__(self, _engine: object) -> None:
         pass
 
-    def submit(self, _patient_id: str, kind: str, _answers: dict[str, Any]) -> Submission:
-        return Submission(kind, 24 if kind == "cat" else 2, "obs-1",
-                          {"type": "observation", "rooms": [], "data": {}},
-                          severity=self.severity, monitoring=self.monitoring)
+    def submit(self, _patient_id: str, kind: str, _answers: dict[str, Any],
+               *_more: object) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, total=24 if kind == "cat" else 2,
+                               observation_id="obs-1", events=[],
+                               event={"type": "observation", "rooms": [], "data": {}},
+                               severity=self.severity, monitoring=self.monitoring)
 
 
 def submitted(app, monkeypatch, severity: str | None, monitoring: dict[str, Any] | None,  # noqa: F811
