@@ -65,7 +65,9 @@ def _safe_next() -> str | None:
 
 # Imported last: the module adds its routes to `bp`, defined above.
 from telekol.clinician_ui import (  # noqa: E402, F401
+    access_log_views,
     admin_views,
+    call_links,
     care_plan_views,
     care_team_views,
     message_views,

@@ -63,7 +63,8 @@ def admin_organizations_add():  # type: ignore[no-untyped-def]
     note(None, "create", f"Organization/{org_id}")  # a refused attempt is recorded as failed
     try:
         admin.add_organization(db(), org_id, form.get("name", ""), form.get("kind", ""),
-                               form.get("sor_code", "").strip() or None)
+                               form.get("sor_code", "").strip() or None,
+                               form.get("phone", "").strip() or None)
     except admin.AdminError as error:
         db().rollback()
         return _organizations_page(error=message(error)), 400
@@ -72,8 +73,25 @@ def admin_organizations_add():  # type: ignore[no-untyped-def]
     return redirect(url_for("ui.admin_organizations"), 303)
 
 
-def _organizations_page(error: str | None = None) -> str:
-    return render_template("admin_organizations.html", error=error, form=request.form,
+@bp.post("/admin/organizations/<org_id>/phone")
+@admin_only
+def admin_organization_phone(org_id: str):  # type: ignore[no-untyped-def]
+    """Set or remove the phone number an organisation's patients call."""
+    note(None, "update", f"Organization/{org_id}", detail="phone")
+    try:
+        org = admin.set_organization_phone(db(), org_id, request.form.get("phone"))
+    except admin.AdminError as error:
+        db().rollback()
+        return _organizations_page(error=f"{org_id}: {message(error)}", form={}), 400
+    db().commit()
+    flash(_("Phone number of %(id)s saved.", id=org_id) if org.phone else
+          _("Phone number of %(id)s removed.", id=org_id))
+    return redirect(url_for("ui.admin_organizations"), 303)
+
+
+def _organizations_page(error: str | None = None, form: Any = None) -> str:
+    form = request.form if form is None else form  # the add form keeps what was typed
+    return render_template("admin_organizations.html", error=error, form=form,
                            organizations=admin.list_organizations(db()), kinds=admin.ORG_KINDS)
 
 

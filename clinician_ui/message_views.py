@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from telekol.clinician_ui import bp
 from telekol.server import messages
 from telekol.server.access import may, visible_patients
+from telekol.server.care_contacts import team_contacts
 from telekol.server.models import Patient, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
@@ -98,8 +99,9 @@ def _threads_page(user: User, patient_id: str, channels: tuple[str, ...], templa
     note(patient_id, "read", f"Message?patient={patient_id}")
     threads = [_thread(session, user, patient, channel) for channel in channels]
     session.commit()  # the read marks
+    contacts = team_contacts(session, patient.id) if user.role == "patient" else {}
     page = render_template(template, user=user, patient=patient, threads=threads,
-                           problem=problem, max_body=messages.MAX_BODY)
+                           problem=problem, max_body=messages.MAX_BODY, contacts=contacts)
     return (page, 400) if problem else page
 
 

@@ -1,11 +1,14 @@
-"""The patient's own pages: my readings, my care plan, and who has looked at my data."""
+"""The patient's own pages: my readings and my care plan, with whom to call.
+
+"Who has seen my data" is clinician_ui/access_log_views.py.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import abort, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -16,11 +19,12 @@ from telekol.clinician_ui.plan_notes import changes
 from telekol.clinician_ui.reading_words import label, limit_order, limit_words, local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.questionnaire import QUESTIONNAIRES
-from telekol.server import audit, care_plan
+from telekol.server import care_plan
 from telekol.server.access import team_organizations
+from telekol.server.care_contacts import team_contacts
 from telekol.server.db import utcnow
 from telekol.server.episodes import current_episode
-from telekol.server.models import AuditRecord, CarePlanVersion, Patient, User
+from telekol.server.models import CarePlanVersion, Patient, User
 from telekol.server.patient_status import status
 from telekol.server.web import me_api
 from telekol.server.web.alert_words import alert_words, severity_word
@@ -29,32 +33,27 @@ from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.words import for_patients
 
-PAGE_SIZE = 100
 WEEKDAYS = (_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
             _l("Saturday"), _l("Sunday"))
-ROLES = {"nurse": _l("Nurse"), "doctor": _l("Doctor"), "gp": _l("General practitioner"),
-         "secretary": _l("Secretary"), "admin": _l("Administrator"), "patient": _l("Patient")}
-ACTIONS = {"read": _l("looked at"), "search": _l("looked up"), "create": _l("added"),
-           "update": _l("changed"), "delete": _l("deleted"), "export": _l("exported")}
-RESOURCES = {"Patient": _l("your record"), "Observation": _l("your measurements"),
-             "CarePlan": _l("your care plan"), "Message": _l("messages about you"),
-             "QuestionnaireResponse": _l("your questionnaire answers"),
-             "AuditEvent": _l("who has seen your data"), "Alert": _l("alerts about you"),
-             "Consent": _l("your consent"), "EpisodeOfCare": _l("your care team"),
-             "CareTeam": _l("your care team"), "Provenance": _l("where your data came from"),
-             "ThresholdProposal": _l("a proposed change of your limits"),
-             "Flag": _l("the pause of your monitoring")}
 # The care plan's limits relative to the patient's own usual values (rule parameters).
 RELATIVE = {
-    "spo2_daily_drop_points": _l("SpO2 falls by %(v)s points or more from one day to the next"),
-    "spo2_baseline_drop_points": _l("SpO2 is %(v)s points or more below your usual level"),
+    "spo2_daily_drop_points": _l("your oxygen saturation (SpO2) falls by %(v)s points or more "
+                                 "from one day to the next"),
+    "spo2_baseline_drop_points": _l("your oxygen saturation (SpO2) is %(v)s points or more "
+                                    "below your usual level"),
     "weight_gain_kg": _l("your weight rises by %(v)s kg or more"),
     "cat_mcid": _l("your CAT score rises by %(v)s points or more"),
     "symptoms_red_count": _l("%(v)s or more symptoms are worse than usual"),
 }
-DOORS = {"ui": _l("web page"), "api": _l("app or system (API)"),
-         "fhir": _l("health system (FHIR)"), "live": _l("live update"),
-         "cli": _l("administration tool"), "export": _l("export")}
+
+
+# Words a patient uses where the clinician's screens use the abbreviation.
+PATIENT_LABELS = {"spo2": _l("Oxygen saturation (SpO2)")}
+
+
+def patient_label(code: str) -> str:
+    """Return the words for a reading code on the patient's own pages."""
+    return str(PATIENT_LABELS.get(code) or label(code))
 
 
 def own_patient() -> Patient:
@@ -81,6 +80,7 @@ def me():  # type: ignore[no-untyped-def]
     return render_template("me.html", patient=patient, readings=block, status=mine,
                            advice=self_care.get(mine["shown"]) if mine["shown"] in (
                                "yellow", "red") else None,
+                           contacts=team_contacts(db(), patient.id),
                            questionnaires=list(QUESTIONNAIRES.values()))
 
 
@@ -108,6 +108,7 @@ def my_plan():  # type: ignore[no-untyped-def]
     seeing = team_organizations(session, [patient.id]).get(patient.id, [])
     return render_template("my_plan.html", patient=patient, plan=plan,
                            team=responsibility(session, patient.id),
+                           contacts=team_contacts(session, patient.id),
                            seeing=sorted(org_names(session, seeing).values()),
                            **(plan_words(session, plan) if plan else {}))
 
@@ -120,7 +121,9 @@ def plan_words(session: Session, plan: CarePlanVersion) -> dict[str, Any]:
     limits = me_api.limits(session, plan.patient_id, plan)
     return {"schedules": [schedule_words(s, started) for s in content.get("schedules") or []
                           if isinstance(s, dict)],
-            "limits": [limit_words(code, limits[code]) for code in limit_order(limits)],
+            "limits": [{**limit_words(code, limits[code]), **(
+                {"label": patient_label(code)} if code in PATIENT_LABELS else {})}
+                for code in limit_order(limits)],
             "self_care": content.get("self_care") or {}, "goals": content.get("goals") or [],
             "notes": content.get("notes") or "",
             "relative": [relative_words(k, v) for k, v in (content.get("relative") or {}).items()],
@@ -146,7 +149,7 @@ def schedule_words(schedule: dict[str, Any], started: datetime | None) -> dict[s
     if every > 1:
         days = (_("%(days)s, every %(n)s. time", days=days, n=every) if weekdays
                 else _("every %(n)s days", n=every))
-    return {"what": str(label(schedule.get("code", ""))), "kind": schedule.get("kind", ""),
+    return {"what": patient_label(schedule.get("code", "")), "kind": schedule.get("kind", ""),
             "times": ", ".join(schedule.get("times") or []), "days": days,
             "period": period_words(schedule.get("from_day") or 0, schedule.get("to_day"),
                                    started)}
@@ -163,49 +166,3 @@ def period_words(from_day: int, to_day: int | None, started: datetime | None) ->
     if to_day is None:
         return _("from %(start)s", start=day(from_day))
     return _("from %(start)s to %(end)s", start=day(from_day), end=day(to_day))
-
-
-@bp.get("/me/access-log")
-@login_required
-def my_access_log():  # type: ignore[no-untyped-def]
-    """Show the patient who has looked at their data, newest first, a page at a time."""
-    patient = own_patient()
-    before = request.args.get("before", "")
-    session = db()
-    rows = access_rows(session, patient.id, int(before) if before.isdigit() else None)
-    note(patient.id, "read", f"AuditEvent?patient={patient.id}")
-    return render_template("access_log.html", patient=patient,
-                           entries=access_entries(session, rows),
-                           older=rows[-1].id if len(rows) == PAGE_SIZE else None)
-
-
-def access_rows(session: Session, patient_id: str, before_id: int | None) -> list[AuditRecord]:
-    """Return the patient's audit records, newest first, a page at a time."""
-    return audit.access_log(session, patient_id, before_id=before_id, limit=PAGE_SIZE)
-
-
-def access_entries(session: Session, rows: list[AuditRecord]) -> list[dict[str, Any]]:
-    """Return audit records in words: when, who, role, organisation, what, door."""
-    names = audit.organization_names(session, rows)
-    me = the_user()
-    return [access_entry(r, names, me.id) for r in rows]
-
-
-def access_entry(row: AuditRecord, names: dict[str, str], my_user_id: int | None) -> dict[str, Any]:
-    """Return one audit record in words."""
-    org = names.get(row.organization_id or "", row.organization_id or "")
-    kind = audit.resource_kind(row.resource)
-    push = row.action == "push" or (row.door == "live" and row.user_id is None)
-    if push and row.user_id is not None:  # a connected person's screen
-        what = _("was shown a live update")
-    elif push:
-        what = _("%(org)s was shown a live update", org=org or _("An organisation"))
-    elif row.action == "subscribe":
-        what = _("started receiving live updates about you")
-    else:
-        what = f"{ACTIONS.get(row.action, row.action)} {RESOURCES.get(kind, kind)}"
-    return {"id": row.id, "when": local_time(row.at), "what": what, "push": push,
-            "who": _("You") if row.user_id is not None and row.user_id == my_user_id
-            else (row.display_name or row.username or ""),
-            "role": ROLES.get(row.role or "", row.role or ""), "organization": org,
-            "door": DOORS.get(row.door, row.door), "refused": row.outcome != "success"}

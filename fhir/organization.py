@@ -1,4 +1,4 @@
-"""Build a FHIR R4 Organization identified by its SOR code (pure)."""
+"""Build a FHIR R4 Organization identified by its SOR code, with its phone number (pure)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ SECTOR_DISPLAY = {"hospital": "Hospital department", "municipality": "Municipal 
                   "gp": "General practice"}
 
 
-def organization_resource(*, org_id: str, name: str, kind: str,
-                          sor_code: str | None) -> dict[str, Any]:
-    """Return a validated Organization with its SOR identifier and sector as type."""
+def organization_resource(*, org_id: str, name: str, kind: str, sor_code: str | None,
+                          phone: str | None = None) -> dict[str, Any]:
+    """Return a validated Organization with its SOR identifier, sector as type and phone."""
     sector = {"system": SECTOR_SYSTEM, "code": kind, "display": SECTOR_DISPLAY.get(kind, kind)}
     resource: dict[str, Any] = {
         "resourceType": "Organization",
@@ -29,4 +29,6 @@ def organization_resource(*, org_id: str, name: str, kind: str,
     }
     if sor_code:
         resource["identifier"] = [{"use": "official", "system": SOR_SYSTEM, "value": sor_code}]
+    if phone:
+        resource["telecom"] = [{"system": "phone", "value": phone, "use": "work"}]
     return validate_resource(resource)

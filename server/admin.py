@@ -16,6 +16,7 @@ from telekol.server.accounts import hash_password
 from telekol.server.db import utcnow
 from telekol.server.episodes import record_consent, start_episode
 from telekol.server.models import CareTeamMember, Organization, Patient, PatientRuleSettings, User
+from telekol.server.telephone import InvalidPhone, normalise
 
 ORG_KINDS = ("hospital", "municipality", "gp")
 ROLES = ("nurse", "doctor", "gp", "secretary", "admin", "patient")
@@ -56,8 +57,8 @@ class NewUser:
 
 
 def add_organization(session: Session, org_id: str, name: str, kind: str,
-                     sor_code: str | None = None) -> Organization:
-    """Create an organisation."""
+                     sor_code: str | None = None, phone: str | None = None) -> Organization:
+    """Create an organisation; `phone` is the number its patients call."""
     if not _ORG_ID.match(org_id):
         raise AdminError(N_("an organisation id is 1-64 of a-z, 0-9, '.', '_', '-'"))
     if kind not in ORG_KINDS:
@@ -66,12 +67,36 @@ def add_organization(session: Session, org_id: str, name: str, kind: str,
         raise AdminError(N_("a name is 1-200 characters"))
     if sor_code is not None and not _SOR.match(sor_code):
         raise AdminError(N_("a SOR code is 6-20 digits"))
+    number = phone_number(phone)
     if session.get(Organization, org_id) is not None:
         raise AdminError(N_("organisation %(id)s already exists"), id=org_id)
-    organization = Organization(id=org_id, name=name.strip(), kind=kind, sor_code=sor_code)
+    organization = Organization(id=org_id, name=name.strip(), kind=kind, sor_code=sor_code,
+                                phone=number)
     session.add(organization)
     session.flush()
     return organization
+
+
+def set_organization_phone(session: Session, org_id: str, phone: str | None) -> Organization:
+    """Set (or with None or "" remove) the number an organisation's patients call."""
+    organization = session.get(Organization, org_id)
+    if organization is None:
+        raise AdminError(N_("no organisation %(id)s"), id=org_id)
+    organization.phone = phone_number(phone)
+    session.add(organization)
+    session.flush()
+    return organization
+
+
+def phone_number(text: str | None) -> str | None:
+    """Return a phone number as stored (E.164), None for none; refuse one that is not."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return normalise(text)
+    except InvalidPhone:
+        raise AdminError(N_("a phone number is 8 digits, or + and the country code first")
+                         ) from None
 
 
 def add_user(session: Session, username: str, display_name: str, role: str,
@@ -235,7 +260,7 @@ def list_organizations(session: Session) -> list[dict[str, Any]]:
     organizations = session.exec(select(Organization).order_by(Organization.kind,
                                                                 Organization.id)).all()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "sor_code": o.sor_code,
-             "users": counts.get(o.id, 0)} for o in organizations]
+             "phone": o.phone, "users": counts.get(o.id, 0)} for o in organizations]
 
 
 def patient_for_cpr(session: Session, cpr: str) -> str:

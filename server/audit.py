@@ -191,9 +191,21 @@ def search(session: Session, *, patient_id: str | None = None, user_id: int | No
 
 
 def access_log(session: Session, patient_id: str, *, before_id: int | None = None,
-               limit: int = 100) -> list[AuditRecord]:
-    """Return who accessed a patient's data, newest first (the patient's own view)."""
-    return search(session, patient_id=patient_id, before_id=before_id, limit=limit)
+               limit: int = 100, without_live: bool = False) -> list[AuditRecord]:
+    """Return who accessed a patient's data, newest first (the patient's own view).
+
+    `without_live` leaves out live-update pushes and subscriptions (the live door records
+    nothing else), so they do not crowd out the looks a person chose to make.
+    """
+    if not without_live:
+        return search(session, patient_id=patient_id, before_id=before_id, limit=limit)
+    query = select(AuditRecord).where(col(AuditRecord.patient_id) == patient_id,
+                                      col(AuditRecord.door) != "live",
+                                      col(AuditRecord.action).not_in(("push", "subscribe")))
+    if before_id is not None:
+        query = query.where(col(AuditRecord.id) < before_id)
+    limit = max(1, min(limit, MAX_LIMIT))
+    return list(session.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)).all())
 
 
 def organization_names(session: Session, rows: Iterable[AuditRecord]) -> dict[str, str]:
@@ -207,7 +219,13 @@ def organization_names(session: Session, rows: Iterable[AuditRecord]) -> dict[st
 
 
 def resource_kind(resource: str) -> str:
-    """Return the kind of thing a resource string names: "Observation" for "Observation?..."."""
+    """Return the kind of thing a resource string names: "Observation" for "Observation?...".
+
+    A refused request that noted nothing is recorded with its path ("/patients/..."): its
+    kind is "Page", so no screen shows a raw path.
+    """
+    if resource.startswith("/"):
+        return "Page"
     return resource.split("?", 1)[0].split("/", 1)[0] or resource
 
 

@@ -29,7 +29,12 @@ def add_admin_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     org_add.add_argument("--name", required=True)
     org_add.add_argument("--kind", required=True, choices=ORG_KINDS)
     org_add.add_argument("--sor", help="SOR code")
+    org_add.add_argument("--phone", help="the number patients call (8 digits, or +country)")
     org_add.set_defaults(run=_admin(_org_add))
+    org_phone = org.add_parser("set-phone", help="set or remove an organisation's phone number")
+    org_phone.add_argument("--id", required=True, dest="org_id")
+    org_phone.add_argument("--phone", required=True, help='the number; "" removes it')
+    org_phone.set_defaults(run=_admin(_org_set_phone))
 
     user = sub.add_parser("user", help="users").add_subparsers(metavar="ACTION")
     user_add = user.add_parser("add", help="add a user and print a generated password once")
@@ -120,8 +125,16 @@ def _read_password() -> str:
 def _org_add(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from telekol.server.admin import add_organization
 
-    add_organization(session, args.org_id, args.name, args.kind, args.sor)
+    add_organization(session, args.org_id, args.name, args.kind, args.sor, args.phone)
     print(f"organisation {args.org_id} added", file=sys.stderr)
+    return 0
+
+
+def _org_set_phone(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from telekol.server.admin import set_organization_phone
+
+    org = set_organization_phone(session, args.org_id, args.phone)
+    print(f"organisation {args.org_id}: phone {org.phone or 'removed'}", file=sys.stderr)
     return 0
 
 

@@ -52,7 +52,7 @@ def device(row: Device) -> dict[str, Any]:
 def organization(row: Organization) -> dict[str, Any]:
     """Return the Organization resource of an organisation (no timestamp is stored for it)."""
     return with_meta(organization_resource(org_id=row.id, name=row.name, kind=row.kind,
-                                           sor_code=row.sor_code), None)
+                                           sor_code=row.sor_code, phone=row.phone), None)
 
 
 def practitioner(row: User) -> dict[str, Any]:

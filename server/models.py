@@ -21,6 +21,8 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=200)
     kind: str = Field(max_length=20)  # hospital | municipality | gp
     sor_code: str | None = Field(default=None, max_length=20)
+    # E.164 (server/telephone.py): the number a patient calls, shown with a tel: link.
+    phone: str | None = Field(default=None, max_length=20)
 
 
 class User(SQLModel, table=True):

@@ -29,12 +29,17 @@ from telekol.server.provisioning import provision_device
 DEMO_PASSWORD = "telekol-demo"
 _NS = uuid.UUID("6f1f1d1e-7e1a-4c55-9d0e-7e1e0c0b1a01")
 
+# id, name, kind, SOR code, phone. The phone numbers are made up for the demo (their last
+# digits repeat the SOR code's): never print them as a real number to call.
 ORGANIZATIONS = [
-    ("hosp-lung", "Lungemedicinsk Afdeling, Hospital Nord", "hospital", "900000000000011"),
-    ("muni-aalby", "Hjemmesygeplejen, Aalby Kommune", "municipality", "900000000000021"),
-    ("muni-boestrup", "Hjemmesygeplejen, Bøstrup Kommune", "municipality", "900000000000022"),
-    ("gp-torvet", "Lægerne ved Torvet", "gp", "900000000000031"),
-    ("gp-skovvej", "Lægehuset Skovvej", "gp", "900000000000032"),
+    ("hosp-lung", "Lungemedicinsk Afdeling, Hospital Nord", "hospital", "900000000000011",
+     "+4572000011"),
+    ("muni-aalby", "Hjemmesygeplejen, Aalby Kommune", "municipality", "900000000000021",
+     "+4572000021"),
+    ("muni-boestrup", "Hjemmesygeplejen, Bøstrup Kommune", "municipality", "900000000000022",
+     "+4572000022"),
+    ("gp-torvet", "Lægerne ved Torvet", "gp", "900000000000031", "+4586000031"),
+    ("gp-skovvej", "Lægehuset Skovvej", "gp", "900000000000032", "+4586000032"),
 ]
 USERS = [  # username, display name, role, organisation
     ("doctor.hospital", "Overlæge Hanne Lund", "doctor", "hosp-lung"),
@@ -84,12 +89,10 @@ DEMO_ESCALATION: dict[str, Any] = {
 
 def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
     """Load the demo fixture (idempotent) and return it as the contract's JSON document."""
-    kinds = {org_id: kind for org_id, _, kind, _ in ORGANIZATIONS}
-    for org_id, name, kind, sor in ORGANIZATIONS:
-        if session.get(Organization, org_id) is None:
-            session.add(Organization(id=org_id, name=name, kind=kind, sor_code=sor))
+    kinds = {org_id: kind for org_id, _, kind, _, _ in ORGANIZATIONS}
+    _ensure_organizations(session)
     fixture: dict[str, Any] = {"organizations": [
-        {"id": o, "name": n, "kind": k} for o, n, k, _ in ORGANIZATIONS],
+        {"id": o, "name": n, "kind": k} for o, n, k, _, _ in ORGANIZATIONS],
         "users": [], "patients": [], "devices": []}
     gp_names = {org: name for _, name, role, org in USERS if role == "gp"}
     for index, (cpr, given, family, team) in enumerate(_patient_rows(patients), start=1):
@@ -142,6 +145,18 @@ def seed_demo(session: Session, patients: int = 8) -> dict[str, Any]:
 def demo_device_password(device_id: str) -> str:
     """Return the fixed password of a demo hub (demo data only)."""
     return f"demo-{device_id}"
+
+
+def _ensure_organizations(session: Session) -> None:
+    # A database seeded before organisations had phone numbers gets the demo numbers too.
+    for org_id, name, kind, sor, phone in ORGANIZATIONS:
+        found = session.get(Organization, org_id)
+        if found is None:
+            session.add(Organization(id=org_id, name=name, kind=kind, sor_code=sor,
+                                     phone=phone))
+        elif found.phone is None:
+            found.phone = phone
+            session.add(found)
 
 
 def _patient_rows(count: int) -> list[tuple[str, str, str, list[str]]]:

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 from telekol.server.accounts import MAX_FAILED_LOGINS, authenticate
 from telekol.server.config import Settings
-from telekol.server.models import User
+from telekol.server.models import Organization, User
 from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.auditing import noted
@@ -15,6 +15,7 @@ NEW_PASSWORD = "a-long-enough-secret"
 ENDPOINTS = [
     ("get", "/api/admin/organizations", None),
     ("post", "/api/admin/organizations", {"id": "gp-x", "name": "X", "kind": "gp"}),
+    ("patch", "/api/admin/organizations/gp-torvet", {"phone": "99 99 99 99"}),
     ("get", "/api/admin/users", None),
     ("post", "/api/admin/users", {"username": "x.y", "name": "X", "role": "admin"}),
     ("post", "/api/admin/users/nurse.aalby/deactivate", None),
@@ -60,12 +61,21 @@ def test_anyone_but_an_administrator_gets_403(app, username, method, path, body)
     response = getattr(app.test_client(), method)(path, json=body, headers=bearer(app, username))
     assert response.status_code == 403 and response.get_json() == {"error": "administrators only"}
     assert state() == before and user(app, "x.y") is None
+    assert phone_of(app, "gp-torvet") == "+4586000031"
 
 
-def test_the_organisations_are_listed_with_their_users(app) -> None:
+def phone_of(app, org_id: str) -> str | None:
+    with Session(app.config["engine"]) as session:
+        org = session.get(Organization, org_id)
+        assert org is not None
+        return org.phone
+
+
+def test_the_organisations_are_listed_with_their_users_and_phone_numbers(app) -> None:
     found = app.test_client().get("/api/admin/organizations", headers=bearer(app)).get_json()
     aalby = next(o for o in found if o["id"] == "muni-aalby")
     assert aalby["kind"] == "municipality" and aalby["users"] == 1
+    assert aalby["phone"] == "+4572000021"  # the demo number
 
 
 def test_an_organisation_is_added_and_noted(app) -> None:
@@ -77,7 +87,40 @@ def test_an_organisation_is_added_and_noted(app) -> None:
             ((None,), "create", "Organization/gp-havn")]
     assert response.status_code == 201
     assert response.get_json() == {"id": "gp-havn", "name": "Lægerne ved Havnen", "kind": "gp",
-                                   "sor_code": "900000000000099"}
+                                   "sor_code": "900000000000099", "phone": None}
+
+
+def test_an_organisation_is_added_with_the_number_its_patients_call(app) -> None:
+    response = app.test_client().post("/api/admin/organizations", headers=bearer(app), json={
+        "id": "gp-havn", "name": "Lægerne ved Havnen", "kind": "gp", "phone": "86 00 00 99"})
+    assert response.status_code == 201 and response.get_json()["phone"] == "+4586000099"
+    assert phone_of(app, "gp-havn") == "+4586000099"
+
+
+@pytest.mark.parametrize(("sent", "stored"), [
+    ("+45 86 12 34 56", "+4586123456"), ("", None), (None, None)])
+def test_an_organisations_phone_number_is_changed_or_removed_and_noted(app, sent,
+                                                                       stored) -> None:
+    with app.test_client() as client:
+        response = client.patch("/api/admin/organizations/gp-torvet", headers=bearer(app),
+                                json={"phone": sent})
+        assert [(n.patient_ids, n.action, n.resource, n.detail) for n in noted()] == [
+            ((None,), "update", "Organization/gp-torvet", "phone")]
+    assert response.status_code == 200 and response.get_json()["phone"] == stored
+    assert phone_of(app, "gp-torvet") == stored
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("gp-torvet", {"phone": "112"}, 400, "a phone number is 8 digits"),
+    ("gp-torvet", {"name": "Other"}, 400, "only the phone number can be changed"),
+    ("gp-nowhere", {"phone": "86000031"}, 404, "no organisation gp-nowhere"),
+])
+def test_a_bad_phone_change_is_refused_and_changes_nothing(app, path, body, status,
+                                                           message) -> None:
+    response = app.test_client().patch(f"/api/admin/organizations/{path}", headers=bearer(app),
+                                       json=body)
+    assert response.status_code == status and message in response.get_json()["error"]
+    assert phone_of(app, "gp-torvet") == "+4586000031"
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -85,6 +128,7 @@ def test_an_organisation_is_added_and_noted(app) -> None:
     ({"id": "gp-havn", "name": "X", "kind": "pharmacy"}, "kind must be one of"),
     ({"id": "gp-torvet", "name": "X", "kind": "gp"}, "already exists"),
     ({}, "an organisation id is"),
+    ({"id": "gp-havn", "name": "X", "kind": "gp", "phone": "12 34"}, "a phone number is 8 digits"),
 ])
 def test_a_bad_organisation_gets_400(app, body, message) -> None:
     response = app.test_client().post("/api/admin/organizations", headers=bearer(app), json=body)

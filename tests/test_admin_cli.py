@@ -48,7 +48,27 @@ def test_an_organisation_is_added_with_its_sor_code(telekol, engine) -> None:
     assert telekol("org", "add", "--id", "gp-havn", "--name", "x", "--kind", "gp")[0] == 2
 
 
+def test_an_organisation_is_added_with_a_phone_number_and_it_can_change(telekol,
+                                                                        engine) -> None:
+    def phone() -> str | None:
+        with Session(engine) as session:
+            org = session.get(Organization, "gp-havn")
+            return org.phone if org else "missing"
+    status, _, err = telekol("org", "add", "--id", "gp-havn", "--name", "Lægerne ved Havnen",
+                             "--kind", "gp", "--phone", "86 00 00 99")
+    assert status == 0, err
+    assert phone() == "+4586000099"
+    assert telekol("org", "set-phone", "--id", "gp-havn", "--phone", "+45 86 12 34 56")[0] == 0
+    assert phone() == "+4586123456"
+    assert telekol("org", "set-phone", "--id", "gp-havn", "--phone", "")[0] == 0
+    assert phone() is None
+    status, _, err = telekol("org", "set-phone", "--id", "gp-havn", "--phone", "112")
+    assert status == 2 and "a phone number is 8 digits" in err and phone() is None
+    assert telekol("org", "set-phone", "--id", "nowhere", "--phone", "86000099")[0] == 2
+
+
 @pytest.mark.parametrize("argv", [
+    ("org", "add", "--id", "ok", "--name", "X", "--kind", "gp", "--phone", "12"),
     ("org", "add", "--id", "x", "--name", "X", "--kind", "pharmacy"),
     ("org", "add", "--id", "Bad Id", "--name", "X", "--kind", "gp"),
     ("org", "add", "--id", "ok", "--name", "X", "--kind", "gp", "--sor", "12ab"),

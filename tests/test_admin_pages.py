@@ -16,8 +16,9 @@ from telekol.server.web.auditing import noted
 from telekol.server.web.locale import LANG_COOKIE
 
 PAGES = ["/admin/organizations", "/admin/users", "/admin/audit"]
-WRITES = ["/admin/organizations", "/admin/users", "/admin/users/nurse.aalby/deactivate",
-          "/admin/users/nurse.aalby/unlock", "/admin/users/nurse.aalby/password"]
+WRITES = ["/admin/organizations", "/admin/organizations/gp-torvet/phone", "/admin/users",
+          "/admin/users/nurse.aalby/deactivate", "/admin/users/nurse.aalby/unlock",
+          "/admin/users/nurse.aalby/password"]
 NEW_PASSWORD = "a-long-enough-secret"
 
 
@@ -104,7 +105,48 @@ def test_an_administrator_adds_an_organisation(app) -> None:
     assert org is not None and org.kind == "gp" and org.sor_code == "900000000000099"
 
 
+def phone_of(app, org_id: str) -> str | None:
+    with Session(app.config["engine"]) as session:
+        org = session.get(Organization, org_id)
+        assert org is not None
+        return org.phone
+
+
+def test_an_organisation_is_added_with_a_phone_number_shown_in_pairs(app) -> None:
+    client = logged_in(app)
+    response = post(client, "/admin/organizations", id="gp-havn", name="Lægerne ved Havnen",
+                    kind="gp", phone="+45 86000099")
+    assert response.status_code == 303 and phone_of(app, "gp-havn") == "+4586000099"
+    page = client.get("/admin/organizations").get_data(as_text=True)
+    row = re.search(r'<tr data-org="gp-havn">(.*?)</tr>', page, re.S)
+    assert row is not None and 'name="phone" type="tel" maxlength="30" value="86 00 00 99"' \
+        in row.group(1)
+
+
+@pytest.mark.parametrize(("typed", "stored", "flash"), [
+    ("86 12 34 56", "+4586123456", "Phone number of gp-torvet saved."),
+    ("", None, "Phone number of gp-torvet removed."),
+])
+def test_an_administrator_changes_or_removes_a_phone_number(app, typed, stored, flash) -> None:
+    client = logged_in(app)
+    with client:
+        response = post(client, "/admin/organizations/gp-torvet/phone", phone=typed)
+        assert [(n.action, n.resource, n.detail) for n in noted()] == [
+            ("update", "Organization/gp-torvet", "phone")]
+    assert response.status_code == 303 and phone_of(app, "gp-torvet") == stored
+    assert flash in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_bad_phone_number_is_refused_with_the_reason(app) -> None:
+    response = post(logged_in(app), "/admin/organizations/gp-torvet/phone", phone="112")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "gp-torvet: a phone number is 8 digits, or + and the country code first" in page
+    assert phone_of(app, "gp-torvet") == "+4586000031"
+
+
 @pytest.mark.parametrize(("form", "message"), [
+    ({"id": "ok", "name": "X", "kind": "gp", "phone": "0"}, "a phone number is 8 digits"),
     ({"id": "Bad Id", "name": "X", "kind": "gp"}, "an organisation id is 1-64"),
     ({"id": "ok", "name": "X", "kind": "pharmacy"}, "kind must be one of"),
     ({"id": "ok", "name": " ", "kind": "gp"}, "a name is 1-200 characters"),

@@ -311,10 +311,12 @@ NOT_PATIENT_DATA: dict[str, str] = {
     "GET /api/handovers/count": "the number of pending handovers (the menu badge)",
     "GET /api/audit": AUDIT, "GET /api/audit/verify": AUDIT, "GET /admin/audit": AUDIT,
     "GET /admin/organizations": ADMIN, "POST /admin/organizations": ADMIN,
+    "POST /admin/organizations/<org_id>/phone": ADMIN,
     "GET /admin/users": ADMIN, "POST /admin/users": ADMIN,
     "POST /admin/users/<username>/<action>": ADMIN,
     "POST /admin/users/<username>/password": ADMIN,
     "GET /api/admin/organizations": ADMIN, "POST /api/admin/organizations": ADMIN,
+    "PATCH /api/admin/organizations/<org_id>": ADMIN,
     "GET /api/admin/users": ADMIN, "POST /api/admin/users": ADMIN,
     "POST /api/admin/users/<username>/<action>": ADMIN,
 }

@@ -76,9 +76,11 @@ def test_karen_sees_her_readings_her_plan_and_who_has_looked_at_her_data(
 
     page.locator('.mainnav a[href="/me/access-log"]').click()
     expect(page).to_have_url(f"{stack.base_url}/me/access-log", timeout=WAIT_MS)
-    visit = page.locator("table.access-log tbody tr").filter(
-        has=page.locator("td.who", has_text="Sygeplejerske Mette Holm"))
+    visit = page.locator("#access-log .access-person").filter(
+        has=page.locator(".who", has_text="Sygeplejerske Mette Holm"))
     expect(visit.first).to_be_visible(timeout=WAIT_MS)
-    expect(visit.first.locator("td.organization")).to_have_text(
+    expect(visit.first.locator(".organization")).to_have_text(
         "Hjemmesygeplejen, Aalby Kommune", timeout=WAIT_MS)
+    expect(visit.first.locator(".what")).to_contain_text("så på dine personoplysninger",
+                                                        timeout=WAIT_MS)
     assert errors == []

@@ -218,6 +218,11 @@ def test_directory_and_patient_searches(fhir: Fhir, query: str, expected: int) -
         validate_resource(entry["resource"])
 
 
+def test_an_organisation_read_gives_the_phone_number_its_patients_call(fhir: Fhir) -> None:
+    org = fhir.get("Organization/muni-aalby").get_json()
+    assert org["telecom"] == [{"system": "phone", "value": "+4572000021", "use": "work"}]
+
+
 def test_a_role_links_its_practitioner_and_organisation_and_can_include_both(fhir: Fhir) -> None:
     bundle = fhir.get("PractitionerRole?organization=muni-aalby&_include=PractitionerRole:"
                       "practitioner&_include=PractitionerRole:organization").get_json()

@@ -3,6 +3,7 @@
 import pytest
 from telekol.fhir.cpr import CPR_SYSTEM, InvalidCPR
 from telekol.fhir.device import DEVICE_ID_SYSTEM, device_resource
+from telekol.fhir.organization import SOR_SYSTEM, organization_resource
 from telekol.fhir.outcome import operation_outcome
 from telekol.fhir.patient import patient_resource
 from telekol.fhir.validation import InvalidResource, validate_resource
@@ -63,6 +64,18 @@ def test_a_device_is_identified_by_its_device_id_and_linked_to_its_patient():
 def test_an_unassigned_device_without_metadata_has_only_what_is_known():
     device = device_resource(device_id="d1", patient_id=None, model=None, serial=None, kind="hub")
     assert set(device) == {"resourceType", "id", "identifier", "status", "type"}
+
+
+@pytest.mark.parametrize(("phone", "telecom"), [
+    ("+4572000021", [{"system": "phone", "value": "+4572000021", "use": "work"}]),
+    (None, None),
+])
+def test_an_organisation_carries_its_sor_code_and_the_number_patients_call(phone, telecom):
+    org = organization_resource(org_id="muni-aalby", name="Hjemmesygeplejen, Aalby Kommune",
+                                kind="municipality", sor_code="900000000000021", phone=phone)
+    assert org["identifier"] == [{"use": "official", "system": SOR_SYSTEM,
+                                  "value": "900000000000021"}]
+    assert org.get("telecom") == telecom
 
 
 @pytest.mark.parametrize(

@@ -132,15 +132,30 @@ def test_the_start_page_links_to_both_questionnaires(app) -> None:
     assert 'href="/questionnaire/cat"' in page and 'href="/questionnaire/copd-symptoms"' in page
 
 
+def schedule_cards(page: str) -> dict[str, dict[str, str]]:
+    """Return the plan's schedule cards as {title: {times, days, period-words}}."""
+    part = page[page.index('id="plan-schedules"'):]
+    part = part[:part.index("</ul>")]
+    cards = {}
+    for card in re.findall(r"<li data-code=[^>]*>(.*?)</li>", part, re.S):
+        title = re.sub(r"\s+", " ", re.search(r'<span class="title">(.*?)</span>', card,
+                                                re.S).group(1)).strip()
+        cards[title] = dict(re.findall(r'<dd class="([a-z-]+)">(.*?)</dd>', card, re.S))
+    return cards
+
+
 def test_karen_reads_her_care_plan_in_plain_language(app) -> None:
     page = text(signed_in(app), "/me/plan")
-    schedules = re.sub(r"\s+", " ", page[page.index('id="plan-schedules"'):])
-    assert re.search(r"SpO2</td> <td>08:00, 20:00</td><td>every day</td>"
-                     r"<td>from \d\d\.\d\d\.\d{4} to \d\d\.\d\d\.\d{4}</td>", schedules)
-    assert re.search(r"Weight</td> <td>07:30</td><td>Monday, Thursday</td>"
-                     r"<td>from \d\d\.\d\d\.\d{4}</td>", schedules)
-    assert "CAT score (questionnaire)</td> <td>10:00</td><td>every 7 days</td><td>always" \
-        in schedules
+    cards = schedule_cards(page)
+    assert cards["Oxygen saturation (SpO2)"]["times"] == "08:00, 20:00"
+    assert cards["Oxygen saturation (SpO2)"]["days"] == "every day"
+    assert re.fullmatch(r"from \d\d\.\d\d\.\d{4} to \d\d\.\d\d\.\d{4}",
+                        cards["Oxygen saturation (SpO2)"]["period-words"])
+    assert cards["Weight"]["days"] == "Monday, Thursday"
+    assert re.fullmatch(r"from \d\d\.\d\d\.\d{4}", cards["Weight"]["period-words"])
+    assert cards["CAT score (questionnaire)"] == {"times": "10:00", "days": "every 7 days",
+                                                  "period-words": "always"}
+    assert "<table" not in page  # cards, not a table wider than a phone
     assert "red below 88 %" in page and "yellow below 92 %" in page
     assert "yellow above 110 beats/min" in page  # the plan's limits are the ones in force
     assert "your weight rises by 2 kg or more" in page
@@ -192,13 +207,20 @@ def test_the_patient_looking_at_her_own_data_is_recorded(app, path: str, resourc
         "patient.karen", "read", resource.format(pid, plan=plan))
 
 
-def log_rows(page: str) -> list[dict[str, str]]:
-    """Return the access log's rows as {who, organization, what}, top to bottom."""
-    rows = re.findall(r'<tr data-entry="(\d+)"[^>]*>(.*?)</tr>', page, re.S)
+def log_groups(page: str) -> list[dict[str, Any]]:
+    """Return the access log's groups, top to bottom: day, who, organisation, lines."""
     found = []
-    for entry, row in rows:
-        cells = dict(re.findall(r'<td class="(who|organization|what)">(.*?)</td>', row, re.S))
-        found.append({"id": entry, **{k: re.sub(r"\s+", " ", v).strip() for k, v in cells.items()}})
+    days = re.findall(r'<section class="access-day" data-day="([\d-]+)">(.*?)</section>', page,
+                      re.S)
+    for day, people in days:
+        for person in re.findall(r'<li class="access-person[^"]*">(.*?)</ul>\s*<p class="when">',
+                                 people, re.S):
+            who = re.search(r'<p class="who"><strong>(.*?)</strong>', person, re.S)
+            org = re.search(r'<span class="organization">(.*?)</span>', person, re.S)
+            lines = re.findall(r"<li[^>]*>(.*?)</li>", person.split('<ul class="what">')[1], re.S)
+            found.append({"day": day, "who": who.group(1) if who else "",
+                          "organization": org.group(1) if org else "",
+                          "lines": [re.sub(r"\s+", " ", line).strip() for line in lines]})
     return found
 
 
@@ -206,40 +228,62 @@ def test_the_access_log_names_who_looked_and_who_was_refused(app) -> None:
     pid = patient_id(app.config["fixture"], KAREN)
     signed_in(app, "nurse.aalby").get(f"/patients/{pid}")
     signed_in(app, "nurse.boestrup").get(f"/patients/{pid}")
-    rows = log_rows(text(signed_in(app), "/me/access-log"))
-    assert rows[0]["who"] == "Sygeplejerske Lars Bro"
-    assert "(refused)" in rows[0]["what"]
-    assert rows[1] == {"id": rows[1]["id"], "who": "Sygeplejerske Mette Holm",
-                       "organization": "Hjemmesygeplejen, Aalby Kommune",
-                       "what": "looked at your record"}
-    assert [int(r["id"]) for r in rows] == sorted((int(r["id"]) for r in rows), reverse=True)
+    groups = log_groups(text(signed_in(app), "/me/access-log"))
+    assert groups[0]["who"] == "Sygeplejerske Lars Bro"
+    assert groups[0]["lines"] == ["tried to see your data but was not allowed once"]
+    assert groups[1] == {"day": groups[0]["day"], "who": "Sygeplejerske Mette Holm",
+                         "organization": "Hjemmesygeplejen, Aalby Kommune",
+                         "lines": ["looked at your record once"]}
 
 
-def test_the_access_log_shows_her_own_visits_and_live_pushes_in_words(app) -> None:
+def test_looks_by_one_person_on_one_day_are_counted_in_one_line(app) -> None:
+    pid = patient_id(app.config["fixture"], KAREN)
+    nurse = signed_in(app, "nurse.aalby")
+    for _ in range(3):
+        nurse.get(f"/patients/{pid}")
+    [mette] = [g for g in log_groups(text(signed_in(app), "/me/access-log"))
+               if g["who"] == "Sygeplejerske Mette Holm"]
+    assert mette["lines"] == ["looked at your record 3 times"]
+
+
+@pytest.mark.parametrize(("actor", "action", "resource"), [
+    (audit.Actor(organization_id="gp-torvet"), "push", "observation/x"),
+    (audit.Actor(2, "nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby"), "push",
+     "observation/x"),
+    (audit.Actor(2, "nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby"),
+     "subscribe", "rooms:org:muni-aalby"),
+])
+def test_live_updates_are_not_listed_but_stay_in_the_audit_log(app, actor, action: str,
+                                                                resource: str) -> None:
     pid = patient_id(app.config["fixture"], KAREN)
     with Session(app.config["engine"]) as session:
-        audit.append(session, [audit.Entry(audit.Actor(organization_id="gp-torvet"), pid,
-                                           "push", "Observation/x", "live")])
+        audit.append(session, [audit.Entry(actor, pid, action, resource, "live")] * 50)
         session.commit()
     client = signed_in(app)
     client.get("/me")
-    rows = log_rows(text(client, "/me/access-log"))
-    assert rows[0]["who"] == "You" and rows[0]["what"] == "looked at your measurements"
-    assert rows[1]["what"] == "Lægerne ved Torvet was shown a live update"
+    page = text(client, "/me/access-log")
+    assert [(g["who"], g["lines"]) for g in log_groups(page)] == [
+        ("You", ["looked at your measurements once"])]
+    assert "was shown a live update" not in page
+    with Session(app.config["engine"]) as session:
+        kept = session.exec(select(AuditRecord).where(AuditRecord.patient_id == pid,
+                                                      AuditRecord.action == action)).all()
+    assert len(kept) == 50
 
 
 def test_the_access_log_pages_back_to_older_entries(app, monkeypatch) -> None:
-    from telekol.clinician_ui import my_views
+    from telekol.clinician_ui import access_log_views
 
-    monkeypatch.setattr(my_views, "PAGE_SIZE", 2)
+    monkeypatch.setattr(access_log_views, "PAGE_SIZE", 2)
     client = signed_in(app)
     for _ in range(3):
         client.get("/me")
     first = text(client, "/me/access-log")
     older = re.search(r'href="/me/access-log\?before=(\d+)" id="older"', first)
-    assert older and len(log_rows(first)) == 2
-    second = log_rows(text(client, f"/me/access-log?before={older.group(1)}"))
-    assert second and all(int(r["id"]) < int(older.group(1)) for r in second)
+    assert older and log_groups(first)[0]["lines"] == ["looked at your measurements 2 times"]
+    second = text(client, f"/me/access-log?before={older.group(1)}")
+    assert [g["lines"] for g in log_groups(second)] == [["looked at your measurements once"]]
+    assert 'id="older"' not in second
 
 
 def test_a_reading_older_than_the_period_is_charted_only_in_a_longer_one(app) -> None:
@@ -285,12 +329,50 @@ def _add_patient_user(app, username: str, cpr: str) -> None:
         session.commit()
 
 
-def test_the_access_log_names_the_person_a_live_update_was_shown_to(app) -> None:
-    pid = patient_id(app.config["fixture"], KAREN)
-    nurse = audit.Actor(2, "nurse.aalby", "Sygeplejerske Mette Holm", "nurse", "muni-aalby")
+def tel_links(page: str) -> list[tuple[str, str]]:
+    """Return the page's tel: links as (href, the number shown)."""
+    links = re.findall(r'<a [^>]*href="(tel:[^"]+)"[^>]*>(.*?)</a>', page, re.S)
+    return [(href, number.group(1) if (number := re.search(
+        r'<span class="number">(.*?)</span>', inner)) else "") for href, inner in links]
+
+
+def test_red_advice_puts_the_monitoring_nurses_number_first(app) -> None:
+    page = text(signed_in(app), "/me")
+    advice = page[page.index('id="advice"'):page.index('id="advice"') + 2000]
+    assert tel_links(advice)[:2] == [("tel:+4572000021", "72 00 00 21"), ("tel:112", "")]
+    assert "Call Hjemmesygeplejen, Aalby Kommune" in advice
+
+
+@pytest.mark.parametrize("path", ["/me", "/me/plan"])
+def test_the_care_team_is_listed_with_a_number_to_call(app, path: str) -> None:
+    page = text(signed_in(app), path)
+    team = page[page.index('class="contacts"'):]
+    team = team[:team.index("</ul>")]
+    assert re.findall(r'<li data-part="(\w+)">', team) == ["monitoring", "treatment"]
+    assert tel_links(team) == [("tel:+4572000021", "72 00 00 21"),
+                               ("tel:+4586000031", "86 00 00 31")]
+    assert "Hjemmesygeplejen, Aalby Kommune" in team and "Lægerne ved Torvet" in team
+
+
+def test_an_organisation_without_a_number_says_so_and_offers_no_link(app) -> None:
+    from telekol.server.admin import set_organization_phone
+
     with Session(app.config["engine"]) as session:
-        audit.append(session, [audit.Entry(nurse, pid, "push", "observation/x", "live")])
+        set_organization_phone(session, "gp-torvet", None)
         session.commit()
-    rows = log_rows(text(signed_in(app), "/me/access-log"))
-    assert rows[0]["who"] == "Sygeplejerske Mette Holm"
-    assert rows[0]["what"] == "was shown a live update"
+    page = text(signed_in(app), "/me/plan")
+    team = page[page.index('class="contacts"'):]
+    assert "No phone number is registered yet." in team[:team.index("</ul>")]
+    assert "tel:+4586000031" not in page
+
+
+def test_the_message_page_offers_a_call_for_what_is_urgent(app) -> None:
+    page = text(signed_in(app), "/me/messages")
+    assert ("tel:+4572000021", "72 00 00 21") in tel_links(page)
+
+
+def test_the_plans_red_advice_carries_the_number_and_112(app) -> None:
+    page = text(signed_in(app), "/me/plan")
+    red = re.search(r'<li class="red" data-colour="red">(.*?)</li>', page, re.S)
+    assert red is not None and PLAN["self_care"]["red"] in red.group(1)
+    assert tel_links(red.group(1)) == [("tel:+4572000021", "72 00 00 21"), ("tel:112", "")]

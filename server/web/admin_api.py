@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from telekol.server import admin
+from telekol.server.models import Organization
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import find_user, signed_in
 from telekol.server.web.context import db
@@ -41,17 +42,41 @@ def organizations():  # type: ignore[no-untyped-def]
 
 @bp.post("/organizations")
 def add_organization():  # type: ignore[no-untyped-def]
-    """Add an organisation from JSON {id, name, kind, sor_code?}."""
+    """Add an organisation from JSON {id, name, kind, sor_code?, phone?}."""
     body = _body()
     note(None, "create", f"Organization/{_text(body, 'id')}")  # a refusal is recorded too
     try:
         org = admin.add_organization(db(), _text(body, "id"), _text(body, "name"),
-                                     _text(body, "kind"), _text(body, "sor_code") or None)
+                                     _text(body, "kind"), _text(body, "sor_code") or None,
+                                     _text(body, "phone") or None)
     except admin.AdminError as refused:
         db().rollback()
         return error(str(refused), 400)
     db().commit()
-    return jsonify(id=org.id, name=org.name, kind=org.kind, sor_code=org.sor_code), 201
+    return jsonify(_organization(org)), 201
+
+
+@bp.patch("/organizations/<org_id>")
+def change_organization(org_id: str):  # type: ignore[no-untyped-def]
+    """Change an organisation's phone number from JSON {phone} ("" or null removes it)."""
+    body = _body()
+    if "phone" not in body:
+        return error('only the phone number can be changed: {"phone": ...}', 400)
+    if db().get(Organization, org_id) is None:
+        return error(f"no organisation {org_id}", 404)
+    note(None, "update", f"Organization/{org_id}", detail="phone")
+    try:
+        org = admin.set_organization_phone(db(), org_id, _text(body, "phone") or None)
+    except admin.AdminError as refused:
+        db().rollback()
+        return error(str(refused), 400)
+    db().commit()
+    return jsonify(_organization(org))
+
+
+def _organization(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "kind": org.kind, "sor_code": org.sor_code,
+            "phone": org.phone}
 
 
 @bp.get("/users")

@@ -1,0 +1,9 @@
+"""Phone numbers in the templates: `number|phone` as people read it, `number|tel` to call it."""
+
+from __future__ import annotations
+
+from telekol.clinician_ui import bp
+from telekol.server import telephone
+
+bp.add_app_template_filter(telephone.shown, "phone")
+bp.add_app_template_filter(telephone.tel_uri, "tel")
