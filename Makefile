@@ -49,7 +49,7 @@ translations: $(MO)
 
 # Re-extract translatable strings after changing templates or views, then translate the .po files.
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o clinician_ui/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_pgettext:1c,2 -o clinician_ui/translations/messages.pot .
 	$(BIN)/pybabel update -i clinician_ui/translations/messages.pot -d clinician_ui/translations
 
 lint: install

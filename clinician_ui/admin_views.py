@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import select
 from telekol.clinician_ui import bp
+from telekol.clinician_ui.audit_words import ACTIONS, DOORS, choices, record_words
 from telekol.server import admin
 from telekol.server.models import User
 from telekol.server.web.auditing import note
@@ -235,9 +236,15 @@ def _day_start(text: str, *, next_day: bool = False) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=LOCAL)
 
 
+AUDIT_ACTIONS = ("read", "search", "create", "update", "delete", "export", "push", "subscribe")
+AUDIT_DOORS = ("ui", "api", "fhir", "live", "cli", "export")
+
+
 def _audit_page(filters: dict[str, str], **found: Any) -> str:
     found.setdefault("records", [])
-    return render_template("admin_audit.html", filters=filters, local=_local, **found)
+    return render_template("admin_audit.html", filters=filters, local=_local,
+                           words=record_words, actions=choices(ACTIONS, AUDIT_ACTIONS),
+                           doors=choices(DOORS, AUDIT_DOORS), **found)
 
 
 def _local(moment: datetime | str | None) -> str:
