@@ -55,7 +55,7 @@ def test_a_threshold_alert_names_value_limit_and_who_set_it(app, locale, expecte
 ])
 def test_danish_has_a_decimal_comma(app, locale, expected) -> None:
     history = tuple(Reading("fev1", v, "L", NOW - timedelta(days=d), NOW - timedelta(days=d))
-                    for d, v in ((1, 1.5), (2, 1.52), (3, 1.48)))
+                    for d, v in ((1, 1.5), (2, 1.52), (3, 1.48), (4, 1.5), (5, 1.51)))
     request = fired(Reading("fev1", 1.1, "L", NOW, NOW), history)["baseline:fev1"]
     assert words(app, locale, request.rule, request.details).startswith(expected)
 

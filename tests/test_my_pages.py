@@ -84,7 +84,7 @@ def test_karen_sees_her_status_in_words_and_what_her_plan_says_for_red(app) -> N
     assert "Hello Karen Test" in page
     assert 'data-status="red"' in page
     assert "Your care team has been told about something red." in page
-    assert "oxygen saturation 86 % is below the red limit 88 %" in page  # her words, not SpO2
+    assert "Oxygen saturation 86 % is below the red limit 88 %" in page  # her words, not SpO2
     assert "Call the home nurses now; call 112 if you cannot breathe." in page
     assert "Measure again in one hour." not in page
 

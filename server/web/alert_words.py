@@ -42,7 +42,7 @@ def reason_words(rule: str, details: Details, severity: str, fallback: str = "")
     if details.get("late") and details.get("taken_at") and kind != "device":
         text += " " + _("(measured %(when)s, sent later)",
                         when=when(_instant(details["taken_at"])))
-    return text
+    return text[:1].upper() + text[1:]  # "iltmætning ..." starts a sentence too
 
 
 def _instant(raw: Any) -> datetime | None:
