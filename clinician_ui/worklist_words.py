@@ -9,6 +9,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from telekol.server.alert_lifecycle import CLINICAL_ROLES
+from telekol.server.db import utcnow
 from telekol.server.models import Alert, Observation, User
 from telekol.server.trend import direction, sparkline
 from telekol.server.web.alert_words import alert_words, severity_word
@@ -93,8 +94,10 @@ def _acting(row: Row, details: Details, deciding: Alert | None) -> dict[str, str
         return None
     if deciding.status == "acknowledged":
         who = details.users.get(deciding.acknowledged_by or 0, "")
+        at = _day_and_time(deciding.acknowledged_at, utcnow())
         return {"kind": "acknowledged",
-                "text": _("Acknowledged by %(who)s", who=who) if who else _("Acknowledged")}
+                "text": _("Acknowledged by %(who)s at %(time)s", who=who, time=at) if who
+                else _("Acknowledged")}
     owner = row.responsible.get(deciding.id or 0)
     if owner and owner == row.viewer_org:
         return {"kind": "mine", "text": _("Your organisation must act")}
