@@ -290,8 +290,9 @@ def add_records(app, patient_id: str, count: int) -> None:
 
 def audit_rows(page: str) -> list[str]:
     """Return the resources of the records the audit page shows, in order."""
-    rows = re.findall(r'<tr data-record="\d+">(.*?)</tr>', page, re.S)
-    return [re.findall(r"<td>(.*?)</td>", row, re.S)[6] for row in rows]
+    rows = re.findall(r'<tr data-record="\d+"[^>]*>(.*?)</tr>', page, re.S)
+    return [re.findall(r'<code class="technical small">(.*?)</code>', row, re.S)[0]
+            for row in rows]
 
 
 def test_the_audit_search_pages_a_patients_records_newest_first(app, demo) -> None:

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.browser
 
 SVEND = "Svend Test Mortensen"  # the hospital monitors and treats him: its doctor acts
 DOCTOR = "doctor.hospital"
-BP_LIMITS = {"bp_sys": {"red_low": 91, "yellow_low": 100, "yellow_high": 160, "red_high": 180},
-             "bp_dia": {"yellow_low": 60, "yellow_high": 95, "red_high": 110}}
+BP_LIMITS = {"bp_sys": {"red_low": 91, "yellow_low": 100, "yellow_high": 155, "red_high": 180},
+             "bp_dia": {"yellow_low": 60, "yellow_high": 90, "red_high": 110}}  # not the defaults
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
@@ -140,7 +140,7 @@ def test_the_charts_show_limits_baseline_and_alerts_and_a_day_shows_only_the_las
     bp = drawn(page, "bp")["lines"]
     assert bp["bp_sys"]["bands"] >= 1 and bp["bp_dia"]["bands"] >= 1, bp
     assert bp["bp_sys"]["bottom"] <= bp["bp_dia"]["top"], "systolic is drawn above diastolic"
-    assert bp["bp_sys"]["alerts"] >= 1 and bp["bp_dia"]["alerts"] == 0  # 172 is above 160
+    assert bp["bp_sys"]["alerts"] >= 1 and bp["bp_dia"]["alerts"] == 0  # 172 is above 155
 
     spo2 = drawn(page, "spo2")["lines"]["spo2"]
     assert spo2["baseline"] >= 10 and spo2["alerts"] >= 1 and spo2["acknowledged"] == 1, spo2
@@ -195,6 +195,6 @@ def test_the_readings_fit_a_phone_and_work_without_javascript(
         expect(page.locator('.period a[aria-current="true"]')).to_have_text("72 timer")
         expect(page.locator('table.readings-table[data-code="bp"] tbody tr').first
                ).to_contain_text("172/85 mmHg")
-        expect(page.locator('p.limits[data-line="bp_dia"]')).to_contain_text("gul over 95 mmHg")
+        expect(page.locator('p.limits[data-line="bp_dia"]')).to_contain_text("gul over 90 mmHg")
     finally:
         plain.close()

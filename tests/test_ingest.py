@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, func, select
 from telekol.device_gateway.payload import parse_measurements
 from telekol.server.db import session_scope
 from telekol.server.ingest import IngestService, ParsedDelivery
@@ -186,7 +187,8 @@ def test_blood_pressure_limits_apply_to_each_component(engine, fixture) -> None:
     from telekol.server.models import Threshold
 
     patient, device = fixture["patients"][0]["id"], fixture["devices"][0]["device_id"]
-    with session_scope(engine) as session:
+    with session_scope(engine) as session:  # the patient's own limits replace the programme's
+        session.execute(delete(Threshold).where(col(Threshold.patient_id) == patient))
         session.add(Threshold(patient_id=patient, measurement="bp_sys", red_high=180,
                               yellow_high=160, set_by="Dr. Test"))
         session.add(Threshold(patient_id=patient, measurement="bp_dia", yellow_high=95,

@@ -35,9 +35,9 @@ def due_today(rows: list[MeasurementSchedule], plan_day: int,
                   if s.due.astimezone(TIMEZONE).date() == today)
 
 
-def test_the_default_row_expects_spo2_by_noon_yesterday_and_today() -> None:
+def test_a_row_expects_its_measurement_yesterday_and_today() -> None:
     now = evening_of(5)
-    found = occurrences([row(patient=None)], PATIENT, START, now)
+    found = occurrences([row()], PATIENT, START, now)
     assert [s.due.astimezone(TIMEZONE) for s in found] == [
         datetime.combine(now.astimezone(TIMEZONE).date() - timedelta(days=d), time(12), TIMEZONE)
         for d in (1, 0)]
@@ -47,13 +47,13 @@ def test_the_default_row_expects_spo2_by_noon_yesterday_and_today() -> None:
 def test_nothing_is_due_before_the_patient_was_enrolled() -> None:
     enrolled = datetime.combine(START.date(), time(13), TIMEZONE)
     now = evening_of(0)
-    assert occurrences([row(patient=None)], PATIENT, enrolled, now) == ()
+    assert occurrences([row()], PATIENT, enrolled, now) == ()
 
 
-def test_the_patients_own_rows_replace_the_default_for_that_code_only() -> None:
+def test_only_the_patients_own_rows_count_never_a_row_for_everyone() -> None:
     rows = [row(patient=None), row("weight", "08:00", patient=None),
             row("spo2", "09:00"), row("spo2", "17:00"), row("spo2", "10:00", patient="other")]
-    assert due_today(rows, 3) == [("spo2", "09:00"), ("spo2", "17:00"), ("weight", "08:00")]
+    assert due_today(rows, 3) == [("spo2", "09:00"), ("spo2", "17:00")]
 
 
 @pytest.mark.parametrize(("weekdays", "plan_day", "expected"), [
