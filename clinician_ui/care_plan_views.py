@@ -192,8 +192,8 @@ def _render(user: User, patient: Patient, *, shown: Any = None, **forms: Any) ->
         "care_plan.html", patient=patient, organization=organization, version=version,
         current=current, old=shown is not None and shown is not current,
         words=plan_words(content), history=history,
-        notes=version_notes(history, {row.result_version: row.proposed_by_name for row in rows
-                                      if row.result_version is not None}),
+        notes=version_notes(history, {row.result_version: (row.id, row.proposed_by_name)
+                                      for row in rows if row.result_version is not None}),
         org_names={o.id: o.name for o in session.exec(select(Organization))},
         sections=sections, may_propose=bool(current) and may(
             session, user, "propose_thresholds", patient.id) and "thresholds" not in sections,

@@ -23,6 +23,7 @@ from telekol.server.access import may, visible_patient
 from telekol.server.db import utcnow
 from telekol.server.models import Patient
 from telekol.server.rules.wording import num
+from telekol.server.web.api import with_words
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db, publish
@@ -127,7 +128,8 @@ def _result(entry: entries.Entry) -> dict[str, Any]:
         what = _score_text(entry.kind, int(row.value or 0))
         colour = "red" if "red" in severities else "yellow" if "yellow" in severities else None
     return {"what": what, "colour": colour, "colour_text": COLOURS.get(colour or ""),
-            "alerts": entry.alerts, "created": entry.created, "kind": entry.kind,
+            "alerts": [with_words(a) for a in entry.alerts], "created": entry.created,
+            "kind": entry.kind,
             "score": None if entry.kind == "reading" else int(row.value or 0),
             "taken": local_time(row.effective)}
 

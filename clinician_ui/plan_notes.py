@@ -69,18 +69,19 @@ def parameter_unit(unit_: str) -> str:
 
 
 def version_notes(history: Sequence[CarePlanVersion],
-                  approvals: Mapping[int, str]) -> dict[int, str]:
+                  approvals: Mapping[int, tuple[int | None, str]]) -> dict[int, str]:
     """Return, per version number, what it changed in words (history newest first).
 
-    `approvals` names who proposed the limits a version approved (version → name).
+    `approvals` names the proposal a version approved and who made it (version → (id, name)).
     """
     ordered = sorted(history, key=lambda v: v.version)
     notes: dict[int, str] = {}
     for previous, version in zip([None, *ordered], ordered, strict=False):
         text = changes(previous.content if previous else None, version.content)
         if version.version in approvals:
-            text = _("approved proposal from %(name)s: %(changes)s",
-                     name=approvals[version.version], changes=text)
+            number, name = approvals[version.version]
+            text = _("approved proposal #%(n)s from %(name)s: %(changes)s", n=number, name=name,
+                     changes=text)
         notes[version.version] = text
     return notes
 

@@ -46,9 +46,9 @@ def test_an_administrator_creates_a_nurse_and_deactivates_her(stack: Stack, new_
     nurse = new_page()
     log_in(nurse, stack, username, PASSWORD)
     aalby = [p["id"] for p in stack.fixture["patients"] if "muni-aalby" in p["care_team"]]
-    expect(nurse.locator("#patients tbody tr")).to_have_count(len(aalby))
+    expect(nurse.locator("#worklist tbody[data-patient]")).to_have_count(len(aalby))
     for patient_id in aalby:
-        expect(nurse.locator(f'#patients tr[data-patient="{patient_id}"]')).to_be_visible()
+        expect(nurse.locator(f'#worklist tbody[data-patient="{patient_id}"]')).to_be_visible()
 
     row.locator("button.deactivate").click()
     expect(admin.locator("p.flash")).to_contain_text(f"User {username} deactivated.")

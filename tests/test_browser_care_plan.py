@@ -42,9 +42,9 @@ def test_a_threshold_proposal_travels_from_the_nurse_to_the_gp_and_back(
     open_plan(nurse, stack, patient["id"])
     before = int(nurse.locator("#plan-version").get_attribute("data-version") or "0")
 
-    # The nurse proposes new pulse limits; the form starts from the plan's (none for pulse).
+    # The nurse proposes new pulse limits; the form starts from the plan's (the programme's).
     nurse.select_option("#propose-measurement", "pulse")
-    expect(nurse.locator("#propose-yellow_high")).to_have_value("")
+    expect(nurse.locator("#propose-yellow_high")).to_have_value("100")
     for name, value in (("red_low", "40"), ("yellow_low", "50"), ("yellow_high", "115"),
                         ("red_high", "135")):
         nurse.fill(f"#propose-{name}", value)
@@ -77,7 +77,8 @@ def test_a_threshold_proposal_travels_from_the_nurse_to_the_gp_and_back(
     expect(gp.locator('#plan-thresholds tr[data-code="pulse"] td[data-limit="yellow_high"]')
            ).to_have_text("115")
     expect(gp.locator("#plan-history li").first).to_contain_text(gp_name)
-    expect(gp.locator("#plan-history li").first).to_contain_text(f"#{proposal_id}")
+    expect(gp.locator("#plan-history li").first).to_contain_text(
+        f"godkendt forslag nr. {proposal_id} fra Sygeplejerske Mette Holm")
 
     # The nurse's open page hears of the decision and shows it without her reloading.
     decided = nurse.locator(f'#proposals li.proposal[data-proposal="{proposal_id}"]')

@@ -37,7 +37,7 @@ def test_a_nurse_opens_a_patient_from_the_dashboard_and_sees_her_chart(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     open_dashboard(page, stack, "nurse.aalby")
-    page.locator(f'#patients tbody tr[data-patient="{karen["id"]}"] td.status').click()
+    page.locator(f'#worklist tbody[data-patient="{karen["id"]}"] .wl-name a').click()
     expect(page).to_have_url(f"{stack.base_url}/patients/{karen['id']}", timeout=WAIT_MS)
     expect(page.locator("#patient-name")).to_have_text(KAREN, timeout=WAIT_MS)
     expect(page.locator('[data-part="monitoring"]')).to_have_text(

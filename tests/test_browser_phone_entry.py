@@ -18,9 +18,11 @@ from tests.stack_fixtures import Stack
 from tests.test_browser import (
     device_of,
     open_dashboard,
+    resolve_unresolved,
+    row,
     submit_login,
 )
-from tests.test_browser_alerts import item, newest_alert_id, resolve_unresolved
+from tests.test_browser_alerts import item, newest_alert_id
 
 pytestmark = pytest.mark.browser
 
@@ -52,12 +54,12 @@ def test_a_nurse_enters_a_telephone_spo2_and_a_cat_and_sees_colour_alert_and_sco
     expect(result).to_have_attribute("data-alerts", "1")
     expect(result).to_contain_text("SpO2 86 %")
     expect(result.locator(".entry-alerts li.alert.red")).to_contain_text(
-        "SpO2 86 % is below the red limit 88 %")
+        "SpO2 86 % er under den røde grænse 88 %")
 
     alert = item(dashboard, newest_alert_id(dashboard, stack, patient["id"]))
-    expect(alert).to_have_class(re.compile(r"\balert red\b"), timeout=WAIT_MS)
-    expect(alert.locator("strong")).to_have_text(patient["name"], timeout=WAIT_MS)
-    expect(alert.locator(".reason")).to_contain_text("SpO2 86 %", timeout=WAIT_MS)
+    expect(alert).to_have_class(re.compile(r"\balert-item red\b"), timeout=WAIT_MS)
+    expect(alert.locator(".why")).to_contain_text("SpO2 86 %", timeout=WAIT_MS)
+    expect(row(dashboard, patient["id"]).locator(".wl-name a")).to_have_text(patient["name"])
     assert dashboard.evaluate("window.__marker") == 1, "the dashboard reloaded"
 
     questionnaire = entry.locator("#questionnaire-form")

@@ -33,7 +33,7 @@ def _patient(stack: Stack, cpr: str) -> dict[str, Any]:
 
 
 def _rows(page: Page) -> set[str]:
-    rows = page.locator("#patients tbody tr[data-patient]")
+    rows = page.locator("#worklist tbody[data-patient]")
     return {rows.nth(i).get_attribute("data-patient") or "" for i in range(rows.count())}
 
 
@@ -49,7 +49,7 @@ def test_each_demo_user_sees_exactly_what_their_role_and_organisation_allow(
         mine = {p["id"] for p in stack.fixture["patients"]
                 if user["organization"] in p["care_team"]}
         for patient_id in mine:  # every one of them is listed ...
-            expect(page.locator(f'#patients tr[data-patient="{patient_id}"]')).to_have_count(1)
+            expect(page.locator(f'#worklist tbody[data-patient="{patient_id}"]')).to_have_count(1)
         # ... and no other demo patient (other tests add patients of their own to the stack)
         assert _rows(page) & demo == mine, user["username"]
         overview = page.goto(f"{stack.base_url}/patients/{karen['id']}")
