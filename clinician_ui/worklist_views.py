@@ -45,7 +45,7 @@ def dashboard():  # type: ignore[no-untyped-def]
     organization = db().get(Organization, user.organization_id) if user.organization_id else None
     return render_template("worklist.html", user=user, organization=organization, page=page,
                            rows=[row_view(r, found, now, user) for r in page.rows],
-                           filters=FILTERS, viewer=_viewer(user, organization))
+                           filters=FILTERS, viewer=_viewer(user, organization), compact=True)
 
 
 @bp.get("/worklist/rows")

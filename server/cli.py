@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--messages", type=int, default=2000)
     bench.set_defaults(run=_bench)
 
+    wl_bench = sub.add_parser("bench-worklist", help="measure the work list in Chromium with "
+                              "many patients while readings arrive")
+    wl_bench.add_argument("--patients", type=int, default=1000)
+    wl_bench.add_argument("--seconds", type=float, default=30, help="length of the live phase")
+    wl_bench.add_argument("--rate", type=float, default=2, help="readings per second published")
+    wl_bench.add_argument("--runs", type=int, default=3, help="logins timed")
+    wl_bench.add_argument("--json", action="store_true", help="print one JSON document")
+    wl_bench.set_defaults(run=_bench_worklist)
+
     fhir_bench = sub.add_parser("bench-fhir", help="measure FHIR search on a large synthetic load")
     fhir_bench.add_argument("--observations", type=int, default=1_000_000)
     fhir_bench.add_argument("--patients", type=int, default=1000)
@@ -224,6 +233,13 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.bench import run_bench
 
     return run_bench(messages=args.messages, as_json=args.json)
+
+
+def _bench_worklist(args: argparse.Namespace, _settings: Settings) -> int:
+    from telekol.server.worklist_bench import run_worklist_bench
+
+    return run_worklist_bench(patients=args.patients, seconds=args.seconds, rate=args.rate,
+                              runs=args.runs, as_json=args.json)
 
 
 def _bench_fhir(args: argparse.Namespace, _settings: Settings) -> int:

@@ -141,12 +141,16 @@ def _next(source: queue.Queue, wanted: Any, timeout: float) -> dict[str, Any]:
             return item
 
 
-def start_stack(database_url: str, data_dir: str) -> Stack:
-    """Start broker, gateway and server on free ports and wait until healthy."""
+def start_stack(database_url: str, data_dir: str, patients: int = 8,
+                before: Any = None) -> Stack:
+    """Start broker, gateway and server on free ports and wait until healthy; `before`
+    (settings, fixture) runs after seeding and before anything starts."""
     settings = load_settings({"TELEKOL_DATA_DIR": data_dir, "TELEKOL_DATABASE_URL": database_url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
                               "TELEKOL_MQTT_PORT": str(free_port())})
-    fixture = prepare(settings, 8)
+    fixture = prepare(settings, patients)
+    if before is not None:
+        before(settings, fixture)
     broker = BrokerProcess(settings)
     broker.start()
     stack = Stack(settings, fixture, broker)

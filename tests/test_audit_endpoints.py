@@ -100,10 +100,10 @@ PATIENT_DATA: dict[str, Call] = {
     "GET /worklist/rows": Call("nurse.aalby", "GET", f"/worklist/rows?ids={K}"),
     "POST /patients/<patient_id>/alerts/acknowledge": Call(
         "nurse.boestrup", "POST", "/patients/{erik}/alerts/acknowledge", "Erik",
-        form={"note": "ok"}, form_page="/"),
+        form={"note": "ok"}, form_page="/worklist/rows?ids={erik}"),
     "POST /alerts/<int:alert_id>/<action>": Call(
         "nurse.aalby", "POST", "/alerts/{alert_karen}/acknowledge", form={"note": "ok"},
-        form_page="/"),
+        form_page=f"/worklist/rows?ids={K}"),
     # /api
     "GET /api/alerts": Call("nurse.aalby", "GET", "/api/alerts"),
     "POST /api/alerts/<int:alert_id>/acknowledge": Call(

@@ -92,6 +92,14 @@
 
   // ---- acting on alerts: the row's forms, answered with the row redrawn ----
 
+  // The page comes with light rows; opening a row's alerts fetches it whole, with its forms.
+  table.addEventListener("toggle", (event) => {
+    const details = event.target;
+    const body = details.closest && details.closest("tbody[data-compact]");
+    if (details.open && body) load(new URLSearchParams({ ids: body.dataset.patient }),
+      [body.dataset.patient]).catch(console.error);
+  }, true);
+
   table.addEventListener("submit", async (event) => {
     const form = event.target.closest("form.act-form");
     if (!form) return;
