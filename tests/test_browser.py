@@ -202,3 +202,21 @@ def test_every_request_the_page_makes_stays_on_the_servers_own_origin(
     assert [url for url in requested if not url.startswith(origin)] == []
     assert sockets, "the work list opened no WebSocket"
     assert [url for url in sockets if not url.startswith(origin.replace("http", "ws", 1))] == []
+
+
+def test_a_screen_that_reconnects_catches_up_on_what_it_missed(
+    stack: Stack, new_page: Callable[[], Page]
+) -> None:
+    device, patient = device_of(stack, "Birthe Test Andersen")
+    page = new_page()
+    open_dashboard(page, stack, member_of(stack, patient, "municipality"))
+    resolve_unresolved(page, stack, patient["id"])
+    expect(row(page, patient["id"])).not_to_have_attribute("data-status", "red")
+    page.context.set_offline(True)
+    expect(page.locator('#live-state[data-state="reconnecting"]')).to_be_visible(timeout=WAIT_MS)
+    publish_spo2(stack, device, 83)  # pushed while the screen is away: it never hears of it
+    page.context.set_offline(False)
+    expect(page.locator('#live-state[data-state="live"]')).to_be_visible(timeout=WAIT_MS)
+    found = row(page, patient["id"])
+    expect(found).to_have_attribute("data-status", "red", timeout=WAIT_MS)
+    expect(found.locator(".wl-why .why")).to_contain_text("SpO2 83 %")
