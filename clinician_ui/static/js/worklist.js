@@ -85,9 +85,8 @@
     const key = keyOf(body);
     const after = Array.from(table.tBodies).find((other) => before(key, keyOf(other)));
     if (after) { table.insertBefore(body, after); return; }
-    // After every row shown: it belongs here only if this is the last page.
+    // After every row shown: it belongs here only while the page has room (the last page).
     if (table.tBodies.length < size) table.appendChild(body);
-    else if (page === 1 && !table.tBodies.length) table.appendChild(body);
   }
 
   // ---- acting on alerts: the row's forms, answered with the row redrawn ----
