@@ -5,7 +5,8 @@ its patient's profile (server/demo_profiles.py), where the patient's 90-day demo
 ends; one patient at a time slowly worsens and recovers. Measurements go to `measurements`,
 the symptom diary and the CAT to `questionnaire-responses` (docs/devices.md). Each hub
 behaves like a real one: it keeps every message until it has seen a status for its msg_id
-(persisted in the data dir) and re-sends the rest after reconnecting.
+(persisted in the data dir) and re-sends the rest after reconnecting, and also when a
+status has not come within RESEND_SECONDS (a repeat is answered "duplicate").
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger("telekol.simulator")
 PROGRESS_SECONDS = 10.0
 DEFAULT_INTERVAL = 300.0  # seconds between a hub's sessions
 DEFAULT_WORSEN_EVERY = 60.0  # minutes per patient's turn to worsen
+RESEND_SECONDS = 60.0  # a message unanswered this long is sent again (a repeat is harmless)
 TOPICS = {ANSWERS: questionnaire_responses_topic}
 
 
@@ -55,6 +57,7 @@ class Hub:
     store: Path
     client: Client | None = None
     pending: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # msg_id: (kind, body)
+    sent_at: dict[str, float] = field(default_factory=dict)  # msg_id: monotonic time last sent
     seq: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,6 +78,18 @@ class Hub:
     def topic(self, kind: str) -> str:
         """Return the topic this hub publishes `kind` messages to."""
         return TOPICS.get(kind, measurements_topic)(self.device_id)
+
+    def send(self, older_than: float = 0.0) -> int:
+        """(Re-)send every unanswered message last sent `older_than` seconds ago or earlier."""
+        now = time.monotonic()
+        with self.lock:
+            due = [(msg_id, kind, body) for msg_id, (kind, body) in self.pending.items()
+                   if now - self.sent_at.get(msg_id, -older_than) >= older_than]
+            self.sent_at.update((msg_id, now) for msg_id, _, _ in due)
+        assert self.client is not None
+        for _, kind, body in due:
+            self.client.publish(self.topic(kind), body, qos=1)
+        return len(due)
 
 
 class Simulator:
@@ -135,14 +150,13 @@ class Simulator:
         prefix = f"{hub.device_id}-{int(time.time())}-{hub.seq}"
         messages = session(hub.profile, slot, datetime.now(UTC), weekday, HISTORY_DAYS, level,
                            self.rng, prefix, spacing=timedelta(0))
-        for kind, body in messages:
-            payload = json.dumps(body).encode()
-            with hub.lock:
-                hub.pending[body["msg_id"]] = (kind, payload)
-                hub.save()
-            assert hub.client is not None
-            hub.client.publish(hub.topic(kind), payload, qos=1)
-            self.counts["sent"] += 1
+        with hub.lock:
+            hub.pending.update((body["msg_id"], (kind, json.dumps(body).encode()))
+                               for kind, body in messages)
+            hub.save()
+        # Also what went unanswered for a while (say, sent before the gateway subscribed).
+        hub.send(older_than=RESEND_SECONDS)
+        self.counts["sent"] += len(messages)
         return level
 
     def report(self) -> None:
@@ -166,10 +180,7 @@ class Simulator:
                     log.error("%s refused: %s", hub.device_id, reason)
                     return
                 c.subscribe(status_topic(hub.device_id), qos=1)
-                with hub.lock:
-                    unanswered = list(hub.pending.values())
-                for kind, payload in unanswered:  # re-send what never got a status
-                    c.publish(hub.topic(kind), payload, qos=1)
+                hub.send()  # re-send what never got a status
             except Exception:
                 log.exception("on_connect failed")
 
@@ -178,6 +189,7 @@ class Simulator:
                 status = json.loads(message.payload)
                 with hub.lock:
                     if hub.pending.pop(str(status.get("msg_id")), None) is not None:
+                        hub.sent_at.pop(str(status.get("msg_id")), None)
                         hub.save()
                 self.counts[str(status.get("result"))] += 1
             except Exception:

@@ -65,3 +65,18 @@ def test_a_hub_reads_a_pending_file_written_before_questionnaires(tmp_path: Path
     hub = Hub("hub-0001", PROFILES["0101419996"], store)
     hub.load()
     assert hub.pending == {"m-1": ("measurements", b'{"msg_id": "m-1"}')}
+
+
+def test_a_message_left_unanswered_for_a_while_is_sent_again(settings: Settings) -> None:
+    sim = simulator(settings)
+    hub = sim.hubs[0]
+    while not hub.pending:
+        sim.measure(hub)
+    client = hub.client
+    first = len(client.published)  # type: ignore[union-attr]
+    assert hub.send(older_than=60) == 0  # just sent: nothing is due yet
+    waited = next(iter(hub.pending))
+    hub.sent_at[waited] -= 61
+    assert hub.send(older_than=60) == 1
+    assert json.loads(client.published[-1][1])["msg_id"] == waited  # type: ignore[union-attr]
+    assert len(client.published) == first + 1  # type: ignore[union-attr]
