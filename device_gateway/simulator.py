@@ -106,8 +106,10 @@ class Simulator:
         # No isolated colds live: the plan's worsening is the only one (see simulator_plan).
         self.hubs = [Hub(d, replace(profile_for(cpr), odd_days=0.0), folder / f"{d}.json")
                      for d, cpr in devices]
-        self.plan = WorseningPlan.shuffled([h.device_id for h in self.hubs], worsen_every * 60,
-                                           seed=seed)
+        # Stable patients take the first turns: the others already have a story to show.
+        self.plan = WorseningPlan.shuffled(
+            [h.device_id for h in self.hubs], worsen_every * 60, seed=seed,
+            first=frozenset(h.device_id for h in self.hubs if h.profile.archetype == "stable"))
         self.started = time.monotonic()
 
     def start(self) -> None:

@@ -4,9 +4,10 @@ Each hub runs a measuring session every `interval` seconds, alternating its pati
 morning and evening routine (server/demo_readings.py): two sessions make a compressed day
 and fourteen a compressed week, while `taken_at` stays the real time. A patient who feels
 worse measures more often. One patient at a time worsens: every `period` the next patient
-in a seeded order slides into a worsening (ramp, hold, recovery as SHAPE shares of the
-period, peak between PEAKS) and back; for the rest of the period nobody worsens. So a demo
-left running shows mostly green, and now and then one patient's worsening and its alerts.
+in a seeded order (the `first` ones first) slides into a worsening (ramp, hold and recovery
+as SHAPE shares of the period, peak between PEAKS) and back; for the rest of the period
+nobody worsens. So a demo left running shows mostly green, and now and then one patient's
+worsening and its alerts.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ class WorseningPlan:
     seed: int = 1
 
     @classmethod
-    def shuffled(cls, hubs: list[str], period: float, delay: float = 60.0,
-                 seed: int = 1) -> WorseningPlan:
-        """Return a plan whose turn order is the hubs in a seeded random order."""
-        order = sorted(hubs)
-        random.Random(seed).shuffle(order)
-        return cls(tuple(order), period, delay, seed)
+    def shuffled(cls, hubs: list[str], period: float, delay: float = 60.0, seed: int = 1,
+                 first: frozenset[str] = frozenset()) -> WorseningPlan:
+        """Return a plan taking the hubs in a seeded random order, those in `first` first."""
+        rng = random.Random(seed)
+        early, late = sorted(h for h in hubs if h in first), sorted(h for h in hubs
+                                                                     if h not in first)
+        rng.shuffle(early)
+        rng.shuffle(late)
+        return cls(tuple(early + late), period, delay, seed)
 
     def turn(self, elapsed: float) -> tuple[str, Worsening] | None:
         """Return the hub whose turn covers `elapsed` and its worsening, or None before."""

@@ -51,6 +51,12 @@ def test_a_turn_worsens_slowly_and_recovers() -> None:
     assert 0.55 <= max(levels) <= 1.0
 
 
+def test_the_patients_named_first_take_the_first_turns() -> None:
+    stable = frozenset(HUBS[4:])
+    found = WorseningPlan.shuffled(HUBS, PERIOD, seed=2, first=stable)
+    assert set(found.hubs[:4]) == stable and set(found.hubs[4:]) == set(HUBS[:4])
+
+
 def test_the_same_seed_gives_the_same_turns() -> None:
     assert plan(3).hubs == plan(3).hubs
     assert {plan(s).hubs for s in range(5)} != {plan(3).hubs}
