@@ -40,20 +40,23 @@ class Upload:
 
 
 def history(profile: Profile, device_id: str, end: datetime, days: int = HISTORY_DAYS,
-            seed: int = 1, *, slots: tuple[str, ...] = SLOTS) -> list[Upload]:
-    """Return the hub's uploads of the last `days` local days up to `end`, oldest first."""
+            seed: int = 1, *, light: bool = False) -> list[Upload]:
+    """Return the hub's uploads of the last `days` local days up to `end`, oldest first.
+
+    `light`: the morning oximetry alone (SpO2 and pulse), for many extra patients.
+    """
     today = end.astimezone(TIMEZONE).date()
     found = []
     for back in range(days - 1, -1, -1):
         date = today - timedelta(days=back)
-        for slot in slots:
+        for slot in SLOTS[:1] if light else SLOTS:
             rng = random.Random(f"{seed}|{profile.cpr}|{date.isoformat()}|{slot}")
             habit = profile.morning if slot == "morning" else profile.evening
             taken = datetime.combine(date, time(), TIMEZONE) + timedelta(
                 minutes=habit + rng.randint(*JITTER_MINUTES))
             day = HISTORY_DAYS - (end - taken) / timedelta(days=1)
             messages = session(profile, slot, taken, date.weekday(), day, 0.0, rng,
-                               f"hist-{date:%Y%m%d}-{slot[:2]}", diary=len(slots) > 1)
+                               f"hist-{date:%Y%m%d}-{slot[:2]}", light=light)
             # The hub uploads a little after the last instrument (a minute apart).
             arrived = taken + timedelta(minutes=len(messages) - 1, seconds=rng.randint(20, 50))
             if messages and arrived <= end:

@@ -2,7 +2,7 @@
 
 Each named demo patient (server/seed.py PATIENTS) gets `days` days of their hub's uploads
 (server/demo_history.py), each extra patient of `--patients N` a short history of morning
-sessions only. Everything is stored through the real service path and answered as in
+SpO2 and pulse only. Everything is stored through the real service path and answered as in
 real life (server/demo_replay.py). Enrolment (episode start, consent, limits, rule
 settings, care plan version 1) is moved back to the first day of the history, so nothing
 is dated after the readings it governs. A patient who already has a reading is left as
@@ -59,7 +59,7 @@ def seed_demo_history(engine: Engine, *, now: datetime | None = None, days: int 
                            min(days, extra_days))
     uploads = merged(history(profile_for(cpr), device, now, days, seed) for device, cpr in named)
     short = merged(history(profile_for(cpr), device, now, min(days, extra_days), seed,
-                           slots=("morning",)) for device, cpr in extra)
+                           light=True) for device, cpr in extra)
     summary = HistoryReplay(engine, now, seed).run(
         merged([uploads, list(batched(short, *EXTRA_BATCH))]))
     log.info("demo history: %d patients, %d uploads, %d alerts (%d escalated, %d acknowledged, "

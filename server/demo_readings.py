@@ -35,13 +35,13 @@ Message = tuple[str, dict[str, Any]]  # (topic kind, wire object)
 
 
 def session(profile: Profile, slot: str, taken_at: datetime, weekday: int, day: float,
-            level: float, rng: random.Random, msg_prefix: str, *, diary: bool = True,
+            level: float, rng: random.Random, msg_prefix: str, *, light: bool = False,
             spacing: timedelta = timedelta(minutes=1)) -> list[Message]:
     """Return the objects a hub sends after one `slot` session ("morning" or "evening").
 
     `weekday` (Monday = 0) picks the instruments of the day; `day` and `level` place the
     patient on their history's day axis and in a worsening (demo_profiles.vitals). The
-    instruments are taken `spacing` apart from `taken_at` on.
+    instruments are taken `spacing` apart from `taken_at` on. `light`: the oximeter alone.
     """
     if profile.exacerbation is not None:
         level = max(level, profile.exacerbation.level(day))
@@ -49,13 +49,13 @@ def session(profile: Profile, slot: str, taken_at: datetime, weekday: int, day: 
     if not worse and rng.random() < SKIPPED[slot]:
         return []
     now = vitals(profile, day, level)
-    kit = instruments(slot, weekday, now, worse, rng)
+    kit = instruments(slot, weekday, now, worse, rng)[:1 if light else None]
     device = {**HUB, "battery": rng.randint(55, 100)}
     found: list[Message] = [
         (MEASUREMENTS, {"msg_id": f"{msg_prefix}-{name}", "taken_at": _text(taken_at + spacing * i),
                         "readings": readings, "device": device})
         for i, (name, readings) in enumerate(kit)]
-    if slot == "evening" and diary and (worse or rng.random() >= SKIPPED["diary"]):
+    if slot == "evening" and not light and (worse or rng.random() >= SKIPPED["diary"]):
         answers: dict[str, tuple[str, dict[str, Any]]] = {
             "diary": ("copd-symptoms", symptom_diary(profile, day, level, rng))}
         if weekday == CAT_DAY:
