@@ -128,6 +128,10 @@ class HistoryReplay:
             hours = self.quiet_hours.get(alert.patient_id, default_hours)
             self._at(alert.updated_at + timedelta(hours=hours) + TICK, "resolve", alert.id,
                      alert.updated_at)
+            if alert.severity == "red":  # it is in the GP's inbox from now on
+                later = alert.updated_at + timedelta(hours=self.rng.uniform(1, 4))
+                self._at(next_working_time(later, GP_HOURS, weekdays_only=True)
+                         + timedelta(minutes=self.rng.uniform(0, 60)), "read", alert.id)
             if alert.status != "open":
                 continue
             policy = self.policies.get(alert.patient_id)
@@ -148,11 +152,7 @@ class HistoryReplay:
             note, message = RESPONSES.get(alert.severity, RESPONSES["yellow"])
             alert_lifecycle.acknowledge(session, user, alert_id, note, clock=lambda: self.now,
                                         patient_message=message)
-            red = alert.severity == "red"
         self.summary.acknowledged += 1
-        if red:
-            later = self.now + timedelta(hours=self.rng.uniform(1, 4))
-            self._at(next_working_time(later, GP_HOURS, weekdays_only=True), "read", alert_id)
 
     def _gp_reads(self, alert_id: int) -> None:
         with session_scope(self.engine) as session:

@@ -11,7 +11,14 @@ from telekol.server.demo_history import history
 from telekol.server.demo_profiles import PROFILES
 from telekol.server.demo_readings import TIMEZONE
 from telekol.server.demo_replay import HistoryReplay, next_working_time, response_time
-from telekol.server.models import Alert, AlertTransition, InboundMessage, Observation, User
+from telekol.server.models import (
+    Alert,
+    AlertTransition,
+    InboundMessage,
+    InboxItem,
+    Observation,
+    User,
+)
 
 END = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 JORGEN = "0911509997"  # the exacerbation archetype; Bøstrup's 3-minute red escalation
@@ -74,6 +81,14 @@ def test_a_red_alert_escalates_to_the_hospital_before_anyone_acknowledges(
         doctors = {session.get(User, a.acknowledged_by).username for a in red}  # type: ignore[union-attr]
     assert doctors == {"doctor.hospital"}
     assert all(a.escalated_at < a.acknowledged_at for a in red)  # type: ignore[operator]
+
+
+def test_the_gp_reads_every_red_alert_in_the_inbox(engine, replayed) -> None:
+    with Session(engine) as session:
+        items = session.exec(select(InboxItem)).all()
+    old = [i for i in items if i.created_at < END - timedelta(days=4)]
+    assert old and all(i.read_at is not None and i.read_at > i.created_at for i in old)
+    assert all(i.organization_id == "gp-skovvej" for i in items)
 
 
 @pytest.mark.parametrize(("severity", "raised_local", "earliest", "latest"), [
