@@ -37,6 +37,7 @@ PARSERS: dict[str, Callable[[bytes, datetime], Sequence[Any]]] = {
     MEASUREMENTS: parse_measurements, ANSWERS: parse_questionnaire_responses}
 TOPICS = {MEASUREMENTS: measurements_topic, ANSWERS: questionnaire_responses_topic}
 TICK = timedelta(seconds=30)  # the scheduler's default interval
+DEFAULT_QUIET_HOURS = parameters_for(None).auto_resolve_hours.value
 DAY_SHIFT = (time(8), time(15))  # when the monitoring nurse works through yellow alerts
 GP_HOURS = (time(8), time(16))  # weekdays
 ROLE_ORDER = ("nurse", "doctor", "gp", "secretary")
@@ -119,28 +120,31 @@ class HistoryReplay:
         with Session(self.engine) as session:
             alerts = session.exec(select(Alert).where(
                 col(Alert.patient_id).in_(patient_ids), col(Alert.status) != "resolved")).all()
-        default_hours = parameters_for(None).auto_resolve_hours.value
         for alert in alerts:
             assert alert.id is not None
             if ("seen", alert.id) not in self.planned:
                 self.planned.add(("seen", alert.id))
                 self.summary.alerts += 1
-            hours = self.quiet_hours.get(alert.patient_id, default_hours)
-            self._at(alert.updated_at + timedelta(hours=hours) + TICK, "resolve", alert.id,
-                     alert.updated_at)
-            if alert.severity == "red":  # it is in the GP's inbox from now on
-                later = alert.updated_at + timedelta(hours=self.rng.uniform(1, 4))
-                self._at(next_working_time(later, GP_HOURS, weekdays_only=True)
-                         + timedelta(minutes=self.rng.uniform(0, 60)), "read", alert.id)
-            if alert.status != "open":
-                continue
-            policy = self.policies.get(alert.patient_id)
-            limit = policy.limits.get(alert.severity) if policy else None
-            if limit is not None:
-                since = alert.escalated_at or alert.created_at
-                self._at(since + timedelta(minutes=limit) + TICK, "escalate", alert.id, since)
-            self._at(response_time(alert.severity, alert.created_at, self.rng), "acknowledge",
-                     alert.id)
+            self._follow(alert, alert.id)
+
+    def _follow(self, alert: Alert, alert_id: int) -> None:
+        """Plan the automatic resolve, the GP's reading, the escalation and the nurse's answer."""
+        hours = self.quiet_hours.get(alert.patient_id, DEFAULT_QUIET_HOURS)
+        self._at(alert.updated_at + timedelta(hours=hours) + TICK, "resolve", alert_id,
+                 alert.updated_at)
+        if alert.severity == "red":  # in the GP's inbox from now on
+            later = alert.updated_at + timedelta(hours=self.rng.uniform(1, 4))
+            self._at(next_working_time(later, GP_HOURS, weekdays_only=True)
+                     + timedelta(minutes=self.rng.uniform(0, 60)), "read", alert_id)
+        if alert.status != "open":
+            return
+        policy = self.policies.get(alert.patient_id)
+        limit = policy.limits.get(alert.severity) if policy else None
+        if limit is not None:
+            since = alert.escalated_at or alert.created_at
+            self._at(since + timedelta(minutes=limit) + TICK, "escalate", alert_id, since)
+        self._at(response_time(alert.severity, alert.created_at, self.rng), "acknowledge",
+                 alert_id)
 
     def _acknowledge(self, alert_id: int) -> None:
         with session_scope(self.engine) as session:
