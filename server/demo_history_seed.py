@@ -46,20 +46,21 @@ ENROLMENT = ((Episode, "started_at"), (Consent, "recorded_at"), (Threshold, "set
 def seed_demo_history(engine: Engine, *, now: datetime | None = None, days: int = HISTORY_DAYS,
                       extra_days: int = EXTRA_DAYS, seed: int = 1) -> ReplaySummary:
     """Store the history of every demo patient who has no reading yet; return what happened."""
-    now = now or utcnow()
-    hubs = fresh_hubs(engine)
-    named = [(device, cpr) for device, cpr, _ in hubs if cpr in PROFILES]
-    extra = [(device, cpr) for device, cpr, _ in hubs if cpr not in PROFILES]
-    if days <= 0 or not hubs:
+    hubs = fresh_hubs(engine) if days > 0 else []
+    if not hubs:
         return ReplaySummary()
-    started = clock.perf_counter()
+    now, started, short_days = now or utcnow(), clock.perf_counter(), min(days, extra_days)
+    named = [(device, cpr, patient) for device, cpr, patient in hubs if cpr in PROFILES]
+    extra = [(device, cpr, patient) for device, cpr, patient in hubs if cpr not in PROFILES]
+    log.info("storing the history of %d demo patients (once; %d days, extra patients %d) ...",
+             len(hubs), days, short_days)
     with session_scope(engine) as session:
-        backdate_enrolment(session, [p for _, c, p in hubs if c in PROFILES], now, days)
-        backdate_enrolment(session, [p for _, c, p in hubs if c not in PROFILES], now,
-                           min(days, extra_days))
-    uploads = merged(history(profile_for(cpr), device, now, days, seed) for device, cpr in named)
-    short = merged(history(profile_for(cpr), device, now, min(days, extra_days), seed,
-                           light=True) for device, cpr in extra)
+        backdate_enrolment(session, [patient for *_, patient in named], now, days)
+        backdate_enrolment(session, [patient for *_, patient in extra], now, short_days)
+    uploads = merged(history(profile_for(cpr), device, now, days, seed)
+                     for device, cpr, _ in named)
+    short = merged(history(profile_for(cpr), device, now, short_days, seed, light=True)
+                   for device, cpr, _ in extra)
     summary = HistoryReplay(engine, now, seed).run(
         merged([uploads, list(batched(short, *EXTRA_BATCH))]))
     log.info("demo history: %d patients, %d uploads, %d alerts (%d escalated, %d acknowledged, "

@@ -101,9 +101,7 @@ def prepare(settings: Settings, patients: int, history_days: int = 0) -> dict:
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         fixture = seed_demo(session, patients)
-    if history_days > 0:
-        print("Storing the demo patients' history (first start only) ...", flush=True)
-        seed_demo_history(engine, days=history_days)
+    seed_demo_history(engine, days=history_days)
     sync_broker(engine, settings)
     engine.dispose()
     return fixture
