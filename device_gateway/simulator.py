@@ -27,7 +27,7 @@ from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import Session, col, select
 from telekol.device_gateway.mqtt import make_client, session_properties
-from telekol.device_gateway.simulator_plan import WorseningPlan, pause, routine
+from telekol.device_gateway.simulator_plan import LIVE_FEV1_DAYS, WorseningPlan, pause, routine
 from telekol.device_gateway.topics import (
     measurements_topic,
     questionnaire_responses_topic,
@@ -151,7 +151,7 @@ class Simulator:
         hub.seq += 1
         prefix = f"{hub.device_id}-{int(time.time())}-{hub.seq}"
         messages = session(hub.profile, slot, datetime.now(UTC), weekday, HISTORY_DAYS, level,
-                           self.rng, prefix, spacing=timedelta(0))
+                           self.rng, prefix, spacing=timedelta(0), fev1_days=LIVE_FEV1_DAYS)
         with hub.lock:
             hub.pending.update((body["msg_id"], (kind, json.dumps(body).encode()))
                                for kind, body in messages)

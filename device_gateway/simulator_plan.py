@@ -23,6 +23,10 @@ PEAKS = (0.55, 1.0)  # a mild worsening (cough, breathless, SpO2 a few points do
 SLOTS = ("morning", "evening")
 MORE_OFTEN = 4  # a patient who feels worse measures this many times as often
 JITTER = (0.8, 1.2)  # hubs drift apart instead of measuring in lockstep
+# The spirometer once a compressed week (daily while worse), not three times as in the
+# history: the FEV1 rule (more than 1.645 SD below the 7-day mean) fires by chance on a few
+# per cent of a stable patient's readings, and compressed days would multiply those alarms.
+LIVE_FEV1_DAYS = (0,)
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,14 @@ Message = tuple[str, dict[str, Any]]  # (topic kind, wire object)
 
 def session(profile: Profile, slot: str, taken_at: datetime, weekday: int, day: float,
             level: float, rng: random.Random, msg_prefix: str, *, light: bool = False,
-            spacing: timedelta = timedelta(minutes=1)) -> list[Message]:
+            spacing: timedelta = timedelta(minutes=1),
+            fev1_days: tuple[int, ...] = FEV1_DAYS) -> list[Message]:
     """Return the objects a hub sends after one `slot` session ("morning" or "evening").
 
     `weekday` (Monday = 0) picks the instruments of the day; `day` and `level` place the
     patient on their history's day axis and in a worsening (demo_profiles.vitals). The
-    instruments are taken `spacing` apart from `taken_at` on. `light`: the oximeter alone.
+    instruments are taken `spacing` apart from `taken_at` on. `light`: the oximeter alone;
+    `fev1_days`: the weekdays of the spirometer (daily while the patient feels worse).
     """
     if profile.exacerbation is not None:
         level = max(level, profile.exacerbation.level(day))
@@ -49,7 +51,8 @@ def session(profile: Profile, slot: str, taken_at: datetime, weekday: int, day: 
     if not worse and rng.random() < SKIPPED[slot]:
         return []
     now = vitals(profile, day, level)
-    kit = instruments(slot, weekday, now, worse, rng)[:1 if light else None]
+    kit = instruments(slot, weekday, now, rng, spirometer=worse or weekday in fev1_days,
+                      thermometer=worse)[:1 if light else None]
     device = {**HUB, "battery": rng.randint(55, 100)}
     found: list[Message] = [
         (MEASUREMENTS, {"msg_id": f"{msg_prefix}-{name}", "taken_at": _text(taken_at + spacing * i),
@@ -68,17 +71,17 @@ def session(profile: Profile, slot: str, taken_at: datetime, weekday: int, day: 
     return found
 
 
-def instruments(slot: str, weekday: int, now: Vitals, worse: bool,
-                rng: random.Random) -> list[tuple[str, list[dict[str, Any]]]]:
+def instruments(slot: str, weekday: int, now: Vitals, rng: random.Random, *, spirometer: bool,
+                thermometer: bool) -> list[tuple[str, list[dict[str, Any]]]]:
     """Return (instrument, readings) of one session, in the order they are used."""
     kit = [("oxi", oximetry(now, rng))]
     if slot == "morning":
         kit.append(("scale", [_reading("weight", now.weight, rng, 1)]))
         if weekday in BP_DAYS:
             kit.append(("bp", blood_pressure(now, rng)))
-        if weekday in FEV1_DAYS or worse:
+        if spirometer:
             kit.append(("spiro", [_reading("fev1", now.fev1, rng, 2, relative=True)]))
-        if worse:
+        if thermometer:
             kit.append(("temp", [_reading("temperature", now.temperature, rng, 1)]))
     return kit
 

@@ -80,3 +80,14 @@ def test_a_message_left_unanswered_for_a_while_is_sent_again(settings: Settings)
     assert hub.send(older_than=60) == 1
     assert json.loads(client.published[-1][1])["msg_id"] == waited  # type: ignore[union-attr]
     assert len(client.published) == first + 1  # type: ignore[union-attr]
+
+
+def test_the_spirometer_comes_once_a_compressed_week_while_the_patient_is_well(
+        settings: Settings) -> None:
+    sim = simulator(settings)
+    hub = sim.hubs[1]
+    for _ in range(28):  # two compressed weeks
+        sim.measure(hub)
+    spirometry = [json.loads(body)["msg_id"] for _, body in hub.client.published  # type: ignore[union-attr]
+                  if json.loads(body)["msg_id"].endswith("-spiro")]
+    assert 1 <= len(spirometry) <= 2
