@@ -1,113 +1,116 @@
-"""Home hubs for the demo patients: realistic COPD readings with occasional worsening.
+"""Home hubs for the demo patients: each patient's own readings, one worsening at a time.
 
-Each hub behaves like a real one: it keeps every measurement until it has seen a status
-for its msg_id (persisted in the data dir) and re-sends the rest after reconnecting.
+Every hub measures on a compressed day (device_gateway/simulator_plan.py) with the values of
+its patient's profile (server/demo_profiles.py), where the patient's 90-day demo history
+ends; one patient at a time slowly worsens and recovers. Measurements go to `measurements`,
+the symptom diary and the CAT to `questionnaire-responses` (docs/devices.md). Each hub
+behaves like a real one: it keeps every message until it has seen a status for its msg_id
+(persisted in the data dir) and re-sends the rest after reconnecting, and also when a
+status has not come within RESEND_SECONDS (a repeat is answered "duplicate").
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from telekol.device_gateway.mqtt import make_client, session_properties
-from telekol.device_gateway.topics import measurements_topic, status_topic
+from telekol.device_gateway.simulator_plan import LIVE_FEV1_DAYS, WorseningPlan, pause, routine
+from telekol.device_gateway.topics import (
+    measurements_topic,
+    questionnaire_responses_topic,
+    status_topic,
+)
 from telekol.server.config import Settings
 from telekol.server.db import make_engine
-from telekol.server.models import Device
+from telekol.server.demo_profiles import HISTORY_DAYS, Profile, profile_for
+from telekol.server.demo_readings import ANSWERS, session
+from telekol.server.models import Device, Patient
 from telekol.server.seed import demo_device_password
 
 log = logging.getLogger("telekol.simulator")
 PROGRESS_SECONDS = 10.0
-
-
-@dataclass
-class PatientState:
-    """A simulated patient's baseline and whether they are worsening right now."""
-
-    spo2: float
-    pulse: float
-    weight: float
-    fev1: float
-    worsening_left: int = 0
-
-    def next_readings(self, rng: random.Random) -> list[dict[str, Any]]:
-        """Return one measurement's readings, sometimes during an exacerbation."""
-        if self.worsening_left == 0 and rng.random() < 0.04:
-            self.worsening_left = rng.randint(4, 10)
-        drop = 0.0
-        if self.worsening_left:
-            self.worsening_left -= 1
-            drop = rng.uniform(3, 8)
-        spo2 = min(100, round(self.spo2 - drop + rng.gauss(0, 0.8)))
-        readings = [{"code": "spo2", "value": spo2, "unit": "%"},
-                    {"code": "pulse", "value": round(self.pulse + drop * 2 + rng.gauss(0, 3)),
-                     "unit": "/min"}]
-        if rng.random() < 0.3:
-            readings.append({"code": "weight", "value": round(self.weight + rng.gauss(0, .3), 1),
-                             "unit": "kg"})
-        if rng.random() < 0.2:
-            systolic = round(135 + rng.gauss(0, 8))
-            readings += [{"code": "bp_sys", "value": systolic, "unit": "mm[Hg]"},
-                         {"code": "bp_dia", "value": round(systolic * .6 + rng.gauss(0, 4)),
-                          "unit": "mm[Hg]"}]
-        if rng.random() < 0.15:
-            readings.append({"code": "fev1", "value": round(self.fev1 - drop / 20
-                                                             + rng.gauss(0, .05), 2), "unit": "L"})
-        return readings
+DEFAULT_INTERVAL = 300.0  # seconds between a hub's sessions
+DEFAULT_WORSEN_EVERY = 60.0  # minutes per patient's turn to worsen
+RESEND_SECONDS = 60.0  # a message unanswered this long is sent again (a repeat is harmless)
+TOPICS = {ANSWERS: questionnaire_responses_topic}
 
 
 @dataclass
 class Hub:
-    """One patient's hub: an MQTT client plus the measurements it has not seen answered."""
+    """One patient's hub: an MQTT client plus the messages it has not seen answered."""
 
     device_id: str
-    state: PatientState
+    profile: Profile
     store: Path
     client: Client | None = None
-    pending: dict[str, bytes] = field(default_factory=dict)
+    pending: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # msg_id: (kind, body)
+    sent_at: dict[str, float] = field(default_factory=dict)  # msg_id: monotonic time last sent
     seq: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> None:
-        """Restore unanswered measurements from disk."""
+        """Restore unanswered messages from disk (a plain string is a measurement)."""
         if self.store.exists():
             saved = json.loads(self.store.read_text())
-            self.pending = {k: v.encode() for k, v in saved.items()}
+            self.pending = {k: (v["kind"], v["payload"].encode()) if isinstance(v, dict)
+                            else ("measurements", v.encode()) for k, v in saved.items()}
 
     def save(self) -> None:
-        """Persist unanswered measurements so a restart re-sends them."""
+        """Persist unanswered messages so a restart re-sends them."""
         tmp = self.store.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: v.decode() for k, v in self.pending.items()}))
+        tmp.write_text(json.dumps({k: {"kind": kind, "payload": body.decode()}
+                                   for k, (kind, body) in self.pending.items()}))
         tmp.replace(self.store)
+
+    def topic(self, kind: str) -> str:
+        """Return the topic this hub publishes `kind` messages to."""
+        return TOPICS.get(kind, measurements_topic)(self.device_id)
+
+    def send(self, older_than: float = 0.0) -> int:
+        """(Re-)send every unanswered message last sent `older_than` seconds ago or earlier."""
+        now = time.monotonic()
+        with self.lock:
+            due = [(msg_id, kind, body) for msg_id, (kind, body) in self.pending.items()
+                   if now - self.sent_at.get(msg_id, -older_than) >= older_than]
+            self.sent_at.update((msg_id, now) for msg_id, _, _ in due)
+        assert self.client is not None
+        for _, kind, body in due:
+            self.client.publish(self.topic(kind), body, qos=1)
+        return len(due)
 
 
 class Simulator:
-    """Drive a hub per demo device on a compressed schedule and report progress."""
+    """Drive a hub per demo device and report progress."""
 
-    def __init__(self, settings: Settings, devices: list[str], interval: float,
-                 seed: int | None = None) -> None:
+    def __init__(self, settings: Settings, devices: list[tuple[str, str]], interval: float,
+                 worsen_every: float = DEFAULT_WORSEN_EVERY, seed: int = 1) -> None:
         self.settings = settings
         self.interval = interval
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
         folder = settings.data_dir / "simulator"
         folder.mkdir(parents=True, exist_ok=True)
-        self.hubs = [Hub(d, self._baseline(), folder / f"{d}.json") for d in devices]
-
-    def _baseline(self) -> PatientState:
-        return PatientState(spo2=self.rng.uniform(92.5, 96), pulse=self.rng.uniform(68, 88),
-                            weight=self.rng.uniform(55, 95), fev1=self.rng.uniform(0.9, 1.8))
+        # No isolated colds live: the plan's worsening is the only one (see simulator_plan).
+        self.hubs = [Hub(d, replace(profile_for(cpr), odd_days=0.0), folder / f"{d}.json")
+                     for d, cpr in devices]
+        # Stable patients take the first turns: the others already have a story to show.
+        self.plan = WorseningPlan.shuffled(
+            [h.device_id for h in self.hubs], worsen_every * 60, seed=seed,
+            first=frozenset(h.device_id for h in self.hubs if h.profile.archetype == "stable"))
+        self.started = time.monotonic()
 
     def start(self) -> None:
         """Connect every hub; each re-sends what it still holds once connected."""
@@ -120,48 +123,54 @@ class Simulator:
             hub.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect every hub; unanswered measurements stay on disk."""
+        """Disconnect every hub; unanswered messages stay on disk."""
         for hub in self.hubs:
             if hub.client is not None:
                 hub.client.disconnect()
                 hub.client.loop_stop()
 
     def run(self, stop: threading.Event) -> None:
-        """Publish readings round-robin until `stop` is set."""
-        last_report = time.monotonic()
-        pause = self.interval / max(len(self.hubs), 1)
-        while not stop.is_set():
-            for hub in self.hubs:
-                if stop.wait(pause):
-                    break
-                self.measure(hub)
+        """Run each hub's sessions when they fall due until `stop` is set."""
+        self.started = last_report = time.monotonic()
+        spread = self.interval / max(len(self.hubs), 1)
+        due = [(self.started + i * spread, i) for i in range(len(self.hubs))]
+        while due and not stop.is_set():
+            when, index = heapq.heappop(due)
+            if stop.wait(max(0.0, when - time.monotonic())):
+                break
+            level = self.measure(self.hubs[index])
+            heapq.heappush(due, (time.monotonic() + pause(self.interval, level, self.rng), index))
             if time.monotonic() - last_report >= PROGRESS_SECONDS:
                 self.report()
                 last_report = time.monotonic()
 
-    def measure(self, hub: Hub) -> str:
-        """Take and send one measurement for `hub`; return its msg_id."""
+    def measure(self, hub: Hub) -> float:
+        """Run one session on `hub` and send what it yields; return the worsening level."""
+        level = self.plan.level(hub.device_id, time.monotonic() - self.started)
+        slot, weekday = routine(hub.seq)
         hub.seq += 1
-        msg_id = f"{hub.device_id}-{int(time.time())}-{hub.seq}"
-        body = {"msg_id": msg_id, "taken_at": datetime.now(UTC).astimezone().isoformat(
-            timespec="seconds"), "readings": hub.state.next_readings(self.rng),
-            "device": {"model": "TeleKOL demo hub", "firmware": "1.0",
-                       "battery": self.rng.randint(40, 100)}}
-        payload = json.dumps(body).encode()
+        prefix = f"{hub.device_id}-{int(time.time())}-{hub.seq}"
+        messages = session(hub.profile, slot, datetime.now(UTC), weekday, HISTORY_DAYS, level,
+                           self.rng, prefix, spacing=timedelta(0), fev1_days=LIVE_FEV1_DAYS)
         with hub.lock:
-            hub.pending[msg_id] = payload
+            hub.pending.update((body["msg_id"], (kind, json.dumps(body).encode()))
+                               for kind, body in messages)
             hub.save()
-        assert hub.client is not None
-        hub.client.publish(measurements_topic(hub.device_id), payload, qos=1)
-        self.counts["sent"] += 1
-        return msg_id
+        # Also what went unanswered for a while (say, sent before the gateway subscribed).
+        hub.send(older_than=RESEND_SECONDS)
+        self.counts["sent"] += len(messages)
+        return level
 
     def report(self) -> None:
         """Print one progress line."""
         pending = sum(len(h.pending) for h in self.hubs)
+        elapsed = time.monotonic() - self.started
+        turn = self.plan.turn(elapsed)
+        level = turn[1].level(elapsed) if turn else 0.0
+        worsening = f", worsening {turn[0]} (level {level:.2f})" if turn and level > 0 else ""
         print(f"simulator: sent {self.counts['sent']}, accepted {self.counts['accepted']}, "
               f"duplicate {self.counts['duplicate']}, rejected {self.counts['rejected']}, "
-              f"awaiting status {pending}", flush=True)
+              f"awaiting status {pending}{worsening}", flush=True)
 
     def _client(self, hub: Hub) -> Client:
         client = make_client(hub.device_id, hub.device_id, demo_device_password(hub.device_id))
@@ -173,10 +182,7 @@ class Simulator:
                     log.error("%s refused: %s", hub.device_id, reason)
                     return
                 c.subscribe(status_topic(hub.device_id), qos=1)
-                with hub.lock:
-                    unanswered = list(hub.pending.values())
-                for payload in unanswered:  # re-send what never got a status
-                    c.publish(measurements_topic(hub.device_id), payload, qos=1)
+                hub.send()  # re-send what never got a status
             except Exception:
                 log.exception("on_connect failed")
 
@@ -185,6 +191,7 @@ class Simulator:
                 status = json.loads(message.payload)
                 with hub.lock:
                     if hub.pending.pop(str(status.get("msg_id")), None) is not None:
+                        hub.sent_at.pop(str(status.get("msg_id")), None)
                         hub.save()
                 self.counts[str(status.get("result"))] += 1
             except Exception:
@@ -195,26 +202,30 @@ class Simulator:
         return client
 
 
-def demo_devices(settings: Settings, limit: int | None) -> list[str]:
-    """Return the demo hubs' device ids (those provisioned by `telekol seed --demo`)."""
+def demo_devices(settings: Settings, limit: int | None) -> list[tuple[str, str]]:
+    """Return (device id, patient CPR) of the demo hubs (provisioned by `telekol seed --demo`)."""
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        ids = session.exec(select(Device.id).where(Device.id.startswith("hub-"))  # type: ignore[attr-defined]
-                           .order_by(Device.id)).all()
+        rows = session.exec(select(Device.id, Patient.cpr).join(
+            Patient, col(Patient.id) == col(Device.patient_id)).where(
+            col(Device.id).startswith("hub-")).order_by(col(Device.id))).all()
     engine.dispose()
-    return list(ids[:limit] if limit else ids)
+    found = [(device, cpr) for device, cpr in rows]
+    return found[:limit] if limit else found
 
 
-def run_simulator(settings: Settings, stop: threading.Event, *, interval: float = 3.0,
-                  limit: int | None = None) -> int:
+def run_simulator(settings: Settings, stop: threading.Event, *,
+                  interval: float = DEFAULT_INTERVAL, worsen_every: float = DEFAULT_WORSEN_EVERY,
+                  limit: int | None = None, seed: int = 1) -> int:
     """Run the simulator until `stop` is set."""
     devices = demo_devices(settings, limit)
     if not devices:
         print("simulator: no demo devices; run `telekol seed --demo` first", flush=True)
         return 1
-    simulator = Simulator(settings, devices, interval)
+    simulator = Simulator(settings, devices, interval, worsen_every, seed)
     simulator.start()
-    print(f"simulator: {len(devices)} hubs publishing every {interval:g} s", flush=True)
+    print(f"simulator: {len(devices)} hubs, a session every {interval:g} s each; one patient "
+          f"at a time worsens, a new one every {worsen_every:g} min", flush=True)
     try:
         simulator.run(stop)
     finally:

@@ -36,12 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run broker, gateway, web server and simulator")
     demo.add_argument("--no-simulate", action="store_true", help="do not start the simulator")
     demo.add_argument("--patients", type=int, default=8, help="demo patients (at least 8)")
+    _history_option(demo)
     demo.set_defaults(run=_demo)
 
-    seed = sub.add_parser("seed", help="load the demo fixture (idempotent)")
+    seed = sub.add_parser("seed", help="load the demo fixture and its history (idempotent)")
     seed.add_argument("--demo", action="store_true", required=True, help="the demo fixture")
     seed.add_argument("--json", action="store_true", help="print the fixture as JSON")
     seed.add_argument("--patients", type=int, default=8)
+    _history_option(seed)
     seed.set_defaults(run=_seed)
 
     bench = sub.add_parser("bench", help="measure MQTT transport against the full pipeline")
@@ -81,10 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     scheduler.add_argument("--interval", type=float, default=30.0, help="seconds between runs")
     scheduler.set_defaults(run=_scheduler)
 
-    simulate = sub.add_parser("simulate", help="run home hubs for the demo patients")
-    simulate.add_argument("--interval", type=float, default=3.0,
-                          help="seconds between a hub's readings")
+    simulate = sub.add_parser(
+        "simulate", help="run home hubs for the demo patients",
+        description="One simulated hub per demo device. Each hub runs a measuring session "
+        "every --interval seconds, alternating its patient's morning routine (SpO2, pulse, "
+        "weight; blood pressure and FEV1 on some days) and evening routine (SpO2, pulse, the "
+        "symptom diary; the CAT weekly), with values from the patient's own profile. One "
+        "patient at a time worsens slowly and recovers; the next one's turn comes every "
+        "--worsen-every minutes. A patient who feels worse measures four times as often.")
+    simulate.add_argument("--interval", type=float, default=300.0,
+                          help="seconds between a hub's measuring sessions (default 300; "
+                          "43200 is the real twice-daily cadence)")
+    simulate.add_argument("--worsen-every", type=float, default=60.0, metavar="MINUTES",
+                          help="minutes per patient's turn to worsen (default 60)")
     simulate.add_argument("--patients", type=int, default=None, help="limit to N hubs")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.set_defaults(run=_simulate)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
@@ -104,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
 _engine = engine_for
 
 
+def _history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history-days", type=int, default=90, metavar="DAYS",
+                        help="days of history for the named demo patients, stored once "
+                        "(default 90; extra patients get at most 14; 0: none)")
+
+
 def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.migrate import upgrade
 
@@ -113,6 +132,7 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _seed(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.db import session_scope
+    from telekol.server.demo_history_seed import seed_demo_history
     from telekol.server.migrate import upgrade
     from telekol.server.provisioning import sync_broker
     from telekol.server.seed import seed_demo
@@ -121,6 +141,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     with session_scope(engine) as session:
         fixture = seed_demo(session, max(args.patients, 8))
+    seed_demo_history(engine, days=args.history_days)
     sync_broker(engine, settings)
     if args.json:
         json.dump(fixture, sys.stdout, ensure_ascii=False, indent=2)
@@ -220,13 +241,15 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     stop = threading.Event()
     _on_stop(stop.set)
-    return run_simulator(settings, stop, interval=args.interval, limit=args.patients)
+    return run_simulator(settings, stop, interval=args.interval, worsen_every=args.worsen_every,
+                         limit=args.patients, seed=args.seed)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.supervisor import run_demo
 
-    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 8))
+    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 8),
+                    history_days=args.history_days)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from telekol.server.config import Settings
 from telekol.server.db import make_engine, session_scope
+from telekol.server.demo_history_seed import seed_demo_history
 from telekol.server.migrate import upgrade
 from telekol.server.provisioning import sync_broker
 from telekol.server.seed import seed_demo
@@ -94,20 +95,22 @@ def wait_for_health(url: str, deadline: float) -> bool:
     return False
 
 
-def prepare(settings: Settings, patients: int) -> dict:
-    """Migrate, seed the demo fixture and write the broker's credential files."""
+def prepare(settings: Settings, patients: int, history_days: int = 0) -> dict:
+    """Migrate, seed the demo fixture (and its history) and write the broker's credentials."""
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         fixture = seed_demo(session, patients)
+    seed_demo_history(engine, days=history_days)
     sync_broker(engine, settings)
     engine.dispose()
     return fixture
 
 
-def run_demo(settings: Settings, *, simulate: bool, patients: int) -> int:
+def run_demo(settings: Settings, *, simulate: bool, patients: int,
+             history_days: int = 90) -> int:
     """Run the whole platform until interrupted."""
-    fixture = prepare(settings, patients)
+    fixture = prepare(settings, patients, history_days)
     env = child_env(settings)
     parts = [Part("broker", ["broker"]), Part("gateway", ["gateway"]), Part("server", ["server"])]
     parts.append(Part("scheduler", ["scheduler"]))
