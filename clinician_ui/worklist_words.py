@@ -62,7 +62,7 @@ def _alert_view(alert: Alert, row: Row, details: Details, now: datetime,
     return {
         "id": alert.id, "severity": alert.severity, "severity_word": words["severity_word"],
         "status": alert.status, "status_word": str(ALERT_STATES.get(alert.status, alert.status)),
-        "rule": alert.rule, "why": words["deciding"],
+        "rule": alert.rule, "why": words["deciding"], "why_short": words["deciding_short"],
         "latest": words["latest"] if alert.count > 1 and (
             alert.last_observation_id != alert.severity_observation_id
             or alert.last_at != alert.severity_at) else None,

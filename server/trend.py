@@ -2,7 +2,7 @@
 
 For display only: a glance at the work list, never an alert. A series is "up" or "down"
 when the mean of its newest third differs from the mean of its oldest third by more than
-the series' own noise (one standard deviation) and 1 % of its level; otherwise "flat".
+the series' own noise (one standard deviation) and 2 % of its level; otherwise "flat".
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def direction(points: Sequence[Point]) -> str:
     third = max(1, len(values) // 3)
     old, new = statistics.fmean(values[:third]), statistics.fmean(values[-third:])
     noise = statistics.pstdev(values)
-    if abs(new - old) <= max(noise, abs(old) * 0.01):
+    if abs(new - old) <= max(noise, abs(old) * 0.02):
         return "flat"
     return "up" if new > old else "down"
 

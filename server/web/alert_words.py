@@ -170,14 +170,17 @@ _RENDERERS: dict[str, Callable[[str, Details, str], str]] = {
 
 
 def alert_words(alert: Mapping[str, Any] | Any) -> dict[str, str]:
-    """Return an alert's texts for a screen: why it has its colour and what came last."""
+    """Return an alert's texts for a screen: why it has its colour (with who set the limit, and
+    short), and what came last."""
     get = alert.get if isinstance(alert, Mapping) else lambda k, d=None: getattr(alert, k, d)
     severity = str(get("severity"))
     deciding = get("severity_details") or get("details") or {}
     latest = get("details") or {}
+    fallback = str(get("severity_reason") or get("reason") or "")
     return {"severity_word": severity_word(severity),
-            "deciding": reason_words(str(get("rule")), deciding, severity,
-                                     str(get("severity_reason") or get("reason") or "")),
+            "deciding": reason_words(str(get("rule")), deciding, severity, fallback),
+            "deciding_short": reason_words(str(get("rule")), {**deciding, "set_by": None},
+                                           severity, fallback),
             "latest": reason_words(str(get("rule")), {**latest, "set_by": None},
                                    _latest_severity(str(get("rule")), latest, severity),
                                    str(get("reason") or ""))}
