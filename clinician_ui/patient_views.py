@@ -11,8 +11,8 @@ from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_imp
 from telekol.server.self_report import InvalidAnswers, QuestionnaireService, Submission
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
+from telekol.server.web.context import db_connection
 from telekol.server.web.context import publish as push_live
-from telekol.server.web.context import services
 
 _BOOLEANS = {"yes": True, "no": False}
 
@@ -27,7 +27,7 @@ def questionnaire(kind: str):  # type: ignore[no-untyped-def]
         abort(404)  # as if absent: only patients have questionnaires
     if request.method == "GET":
         return _page(definition)
-    service = QuestionnaireService(services().engine)
+    service = QuestionnaireService(db_connection())  # the request's one connection
     try:
         submission = service.submit(user.patient_id, kind, _form_answers(definition), user.id)
     except InvalidAnswers:

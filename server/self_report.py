@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from telekol.device_gateway.questionnaire_payload import Rejection, parse_questionnaire_responses
 from telekol.server import events
@@ -45,9 +45,9 @@ class Submission:
 class QuestionnaireService:
     """Accept the questionnaires a patient fills in on the web pages."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow,
+    def __init__(self, engine: Engine | Connection, clock: Callable[[], datetime] = utcnow,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
-        self.engine = engine
+        self.engine = engine  # or a web request's own connection, with no transaction open
         self.clock = clock
         self.new_id = new_id
 
