@@ -7,6 +7,7 @@ does. Outcomes are counted, never timed: speed figures come from `telekol bench-
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,10 +27,10 @@ import requests
 import socketio
 from telekol.server.supervisor import child_env, free_port, wait_for_health
 
-from tests.stack_fixtures import Stack
+from tests.stack_fixtures import LiveClient, Stack
 
 pytestmark = pytest.mark.integration
-REQUESTS, AT_ONCE = 400, 50
+REQUESTS, AT_ONCE = 400, 100  # CONTRACT section 7: at least 100 concurrent requests
 NO_VERSION = re.compile(r"[A-Za-z][A-Za-z-]*")  # "gunicorn", never "gunicorn/27.0.1"
 
 
@@ -64,6 +67,24 @@ def test_hundreds_of_parallel_requests_from_one_patient_all_get_answers(stack: S
         outcomes = Counter(flood)
     assert outcomes == Counter({"200": REQUESTS})
     assert nurse_answers == ["200"] * 5
+
+
+def test_a_live_event_reaches_every_screen_whichever_process_holds_it(stack: Stack) -> None:
+    device = stack.device(1)
+    team = next(p for p in stack.fixture["patients"] if p["id"] == device["patient"])["care_team"]
+    nurse = next(u["username"] for u in stack.fixture["users"] if u["organization"] == team[0])
+    token = stack.token(nurse)
+    screens = [LiveClient(stack, token=token) for _ in range(8)]  # spread over the workers
+    body = {"msg_id": f"t-{uuid.uuid4().hex[:16]}",
+            "taken_at": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+            "readings": [{"code": "spo2", "value": 84, "unit": "%"}]}
+    try:
+        assert stack.mosquitto_pub(device, json.dumps(body)).returncode == 0
+        seen = [screen.next_observation(body["msg_id"]) for screen in screens]
+    finally:
+        for screen in screens:
+            screen.close()
+    assert len(seen) == len(screens)
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/login", "/api/patients", "/fhir/metadata",
