@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import event, select
 from sqlmodel import Session
 from telekol.server.config import Settings
-from telekol.server.models import AuditRecord
+from telekol.server.models import AuditRecord, Observation
 from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.extensions import socketio
@@ -77,6 +77,13 @@ def audit_rows(app: Flask) -> int:
         return len(session.exec(select(AuditRecord.id)).all())
 
 
+def readings(app: Flask, patient_id: str) -> int:
+    """Return the number of a patient's stored Observations (a questionnaire's score is one)."""
+    with Session(app.extensions["telekol"].engine) as session:
+        return len(session.exec(select(Observation.id).where(
+            Observation.patient_id == patient_id)).all())
+
+
 def karen(app: Flask) -> str:
     """Return the demo patient user's patient id."""
     return next(u["patient"] for u in app.config["fixture"]["users"]
@@ -105,13 +112,14 @@ def test_a_page_and_a_questionnaire_the_patient_sends_use_one_connection_each(ap
     form = {"csrf_token": csrf_token(client.get("/questionnaire/cat").get_data(as_text=True))}
     form.update(dict.fromkeys(("cough", "phlegm", "chest_tightness", "breathlessness",
                                "activities", "confidence", "sleep", "energy"), "2"))
-    before = audit_rows(app)
+    before, stored = audit_rows(app), readings(app, karen(app))
     with counted(app) as page:
         assert client.get("/me").status_code == 200
     with counted(app) as sent:
         assert client.post("/questionnaire/cat", data=form).status_code == 200
     assert [(c.total, c.most) for c in (page, sent)] == [(1, 1), (1, 1)]
     assert audit_rows(app) >= before + 2
+    assert readings(app, karen(app)) == stored + 1  # the answers are committed, not lost
 
 
 def test_a_live_connection_and_its_audit_record_use_one_connection(app) -> None:

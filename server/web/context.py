@@ -56,16 +56,6 @@ def db() -> Session:
     return g.db
 
 
-def db_connection() -> Connection:
-    """Return the request's connection with no transaction open, for a service's own session.
-
-    What the request's session has not committed is rolled back, as the end of the
-    request would.
-    """
-    db().rollback()
-    return g.db_connection
-
-
 def close_db(_error: BaseException | None = None) -> None:
     """Close the request's session and give its connection back, if one was opened."""
     session, connection = g.pop("db", None), g.pop("db_connection", None)
