@@ -112,7 +112,8 @@ class LiveWorker(ThreadWorker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Begin the graceful stop and close the live connections beside it."""
         if self.alive:
-            threading.Thread(target=_end_live, args=(self.wsgi,), daemon=True).start()
+            app = getattr(self, "wsgi", None)  # None while the app is still loading
+            threading.Thread(target=_end_live, args=(app,), daemon=True).start()
         super().handle_exit(sig, frame)
 
 
@@ -130,7 +131,7 @@ def _end_live(app: Flask | None) -> None:
         log.exception("could not disconnect from the broker")
     engineio, closing = app.extensions["socketio"].server.eio, set[str]()
     while True:
-        for sid in set(engineio.sockets) - closing:
+        for sid in set(engineio.sockets.copy()) - closing:  # copy: other threads change it
             closing.add(sid)
             threading.Thread(target=engineio.disconnect, args=(sid,), daemon=True).start()
         time.sleep(0.2)
