@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="what the patient asks for; {patient} is her id")
     http_bench.add_argument("--database", help="sqlite (default: a temp file), postgresql (a new "
                             "database on the local server) or a PostgreSQL server URL")
+    http_bench.add_argument("--readings", type=int, default=120,
+                            help="the patient's readings over the last 30 days (4 a day)")
     http_bench.add_argument("--timeout", type=float, default=20.0,
                             help="seconds without an answer that count as a failure")
     http_bench.add_argument("--json", action="store_true", help="print one JSON document")
@@ -255,7 +257,7 @@ def _bench_http(args: argparse.Namespace, _settings: Settings) -> int:
 
     return run_http_bench(requests_total=args.requests, concurrency=args.concurrency,
                           path=args.path, database=args.database, timeout=args.timeout,
-                          as_json=args.json)
+                          as_json=args.json, readings=args.readings)
 
 
 def _evaluate_rules(args: argparse.Namespace, _settings: Settings) -> int:

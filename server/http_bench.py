@@ -1,8 +1,10 @@
 """`telekol bench-http`: many parallel requests from one patient's token against a real stack.
 
 It starts a throw-away platform (broker, gateway, `telekol server` as `telekol demo` runs
-it) on SQLite or PostgreSQL, sends `--requests` requests `--concurrency` at a time with one
-patient's bearer token, and meanwhile a nurse asks for her patient list ten times a second. It
+it) on SQLite or PostgreSQL, gives the patient `--readings` SpO2 and pulse readings spread
+over the last 30 days (through her hub and the gateway, as a backlog upload), sends
+`--requests` requests `--concurrency` at a time with her bearer token, and meanwhile a nurse
+asks for her patient list ten times a second. It
 prints the outcomes by status, the latency percentiles and the nurse's answers; a request
 counts as failed when it gets a 5xx or no answer within `--timeout` seconds. In `--path`,
 `{patient}` stands for the patient's id (e.g. `/fhir/Patient/{patient}`).
@@ -18,13 +20,16 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
+from telekol.device_gateway.mqtt import make_client
+from telekol.device_gateway.topics import measurements_topic
 from telekol.server.bench import percentile
 from telekol.server.broker import BrokerProcess
-from telekol.server.config import load_settings
+from telekol.server.config import Settings, load_settings
 from telekol.server.fhir_bench import fresh_database
 from telekol.server.supervisor import Part, child_env, free_port, prepare, wait_for_health
 
@@ -33,22 +38,23 @@ DEFAULT_PATH = "/api/me/observations?code=spo2"
 
 
 def run_http_bench(*, requests_total: int, concurrency: int, path: str, database: str | None,
-                   timeout: float, as_json: bool) -> int:
+                   timeout: float, as_json: bool, readings: int = 120) -> int:
     """Start a private stack, load it and print the figures (a table or one JSON document)."""
     with tempfile.TemporaryDirectory(prefix="telekol-http-bench-") as tmp, \
             fresh_database(database, Path(tmp)) as url, ExitStack() as stack:
-        base, fixture = _start(url, tmp, stack)
+        base, fixture, settings = _start(url, tmp, stack)
+        upload_history(base, settings, fixture, readings)
         load_before = _loadavg()
         report = measure(base, fixture, requests_total=requests_total, concurrency=concurrency,
                          path=path, timeout=timeout)
-    report = {"database": url.split(":", 1)[0].split("+", 1)[0], **report,
+    report = {"database": url.split(":", 1)[0].split("+", 1)[0], "readings": readings, **report,
               "loadavg_before": load_before, "loadavg_after": _loadavg()}
     print(json.dumps(report) if as_json else "\n".join(
         f"{key:<22} {value}" for key, value in report.items()))
     return 0 if report["failed"] == 0 else 1
 
 
-def _start(url: str, tmp: str, stack: ExitStack) -> tuple[str, dict[str, Any]]:
+def _start(url: str, tmp: str, stack: ExitStack) -> tuple[str, dict[str, Any], Settings]:
     settings = load_settings({**os.environ, "TELEKOL_DATA_DIR": tmp,
                               "TELEKOL_DATABASE_URL": url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
@@ -63,7 +69,34 @@ def _start(url: str, tmp: str, stack: ExitStack) -> tuple[str, dict[str, Any]]:
     base = f"http://{settings.http_host}:{settings.http_port}"
     if not wait_for_health(f"{base}/healthz", time.monotonic() + 60):
         raise RuntimeError("benchmark stack did not become healthy")
-    return base, fixture
+    return base, fixture, settings
+
+
+def upload_history(base: str, settings: Settings, fixture: dict[str, Any], readings: int) -> None:
+    """Publish `readings` measurements from the patient's hub over the last 30 days; wait."""
+    karen = next(u["patient"] for u in fixture["users"] if u["username"] == PATIENT)
+    device = next(d for d in fixture["devices"] if d["patient"] == karen)
+    hub = make_client(f"{device['device_id']}-bench-{time.time_ns()}", device["mqtt_username"],
+                      device["mqtt_password"])
+    hub.connect(settings.mqtt_host, settings.mqtt_port)
+    hub.loop_start()
+    now, sent = datetime.now(UTC), []
+    for index in range(readings):
+        taken = now - timedelta(days=30) * (index + 1) / (readings + 1)
+        body = {"msg_id": f"bench-http-{index}", "taken_at": taken.isoformat(timespec="seconds"),
+                "readings": [{"code": "spo2", "value": 94 + index % 4, "unit": "%"},
+                             {"code": "pulse", "value": 70 + index % 9}]}
+        sent.append(hub.publish(measurements_topic(device["device_id"]), json.dumps(body), qos=1))
+    for message in sent:
+        message.wait_for_publish(30)
+    hub.disconnect()
+    hub.loop_stop()
+    token, deadline = _token(base, fixture, PATIENT), time.monotonic() + 120
+    while len(requests.get(base + DEFAULT_PATH, headers=_bearer(token), timeout=30).json()) < \
+            readings:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the patient's readings were not all stored within 120 s")
+        time.sleep(0.2)
 
 
 def measure(base: str, fixture: dict[str, Any], *, requests_total: int, concurrency: int,

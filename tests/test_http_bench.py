@@ -1,4 +1,8 @@
-"""`telekol bench-http` in a short form, so the command cannot rot (figures are not checked)."""
+"""`telekol bench-http` in a short form, so the command cannot rot (figures are not checked).
+
+Its own stack waits until the patient's uploaded readings are all stored, so a run that
+returns proves the history went through the hub, the gateway and the API.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ def test_the_benchmark_counts_every_answer_and_the_nurses(stack: Stack, path: st
 
 def test_the_command_starts_its_own_stack_and_prints_one_json_document(capsys) -> None:
     assert run_http_bench(requests_total=10, concurrency=5, path=DEFAULT_PATH, database=None,
-                          timeout=60, as_json=True) == 0
+                          timeout=60, as_json=True, readings=6) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["database"], report["requests"], report["failed"]) == ("sqlite", 10, 0)
+    assert (report["database"], report["readings"], report["requests"], report["failed"]) == (
+        "sqlite", 6, 10, 0)
     assert report["loadavg_before"] and report["loadavg_after"]
