@@ -11,8 +11,8 @@ from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_imp
 from telekol.server.self_report import InvalidAnswers, QuestionnaireService, Submission
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
+from telekol.server.web.context import db, services
 from telekol.server.web.context import publish as push_live
-from telekol.server.web.context import services
 
 _BOOLEANS = {"yes": True, "no": False}
 
@@ -28,8 +28,9 @@ def questionnaire(kind: str):  # type: ignore[no-untyped-def]
     if request.method == "GET":
         return _page(definition)
     service = QuestionnaireService(services().engine)
-    try:
-        submission = service.submit(user.patient_id, kind, _form_answers(definition), user.id)
+    try:  # in the request's own session: its one connection (server/web/context.py)
+        submission = service.submit(user.patient_id, kind, _form_answers(definition), user.id,
+                                    session=db())
     except InvalidAnswers:
         return _page(definition, invalid=True), 400
     note(user.patient_id, "create", f"Observation/{submission.observation_id}",

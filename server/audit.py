@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
-from telekol.server.db import session_scope, utcnow
+from telekol.server.db import utcnow
 from telekol.server.models import AuditRecord, Organization, User
 
 GENESIS = "0" * 64  # the prev_hash of the first record
@@ -30,6 +32,7 @@ APPEND_LOCK = 0x544B4F4C
 MAX_LIMIT = 1000
 _VERIFY_BATCH = 1000
 _ATTEMPTS = 5
+_SQLITE_TURN = threading.Lock()
 _LENGTHS = {"username": 64, "display_name": 200, "role": 20, "organization_id": 64,
             "patient_id": 64, "action": 20, "resource": 300, "door": 10, "outcome": 20,
             "detail": 500}
@@ -104,15 +107,30 @@ def append(session: Session, entries: Sequence[Entry]) -> list[AuditRecord]:
 
 def record(engine: Engine, entries: Sequence[Entry]) -> None:
     """Append in a transaction of its own, retrying when another writer won the tail."""
-    for attempt in range(_ATTEMPTS):
-        try:
-            with session_scope(engine) as session:
+    with Session(engine, expire_on_commit=False) as session:
+        record_in(session, entries)
+
+
+def record_in(session: Session, entries: Sequence[Entry]) -> None:
+    """Append and commit on `session`, which has no transaction open; retry as `record`."""
+    with _turn(session):
+        for attempt in range(_ATTEMPTS):
+            try:
                 append(session, entries)
-            return
-        except (IntegrityError, OperationalError):
-            # The unique prev_hash refused a fork, or SQLite refused a stale snapshot.
-            if attempt == _ATTEMPTS - 1:
-                raise
+                session.commit()
+                return
+            except (IntegrityError, OperationalError):
+                # The unique prev_hash refused a fork, or SQLite refused a stale snapshot.
+                session.rollback()
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
+
+def _turn(session: Session) -> AbstractContextManager[object]:
+    # SQLite has one writer at a time and makes the others sleep and poll for the lock,
+    # which lets some wait far longer than others: a process's own threads take turns here
+    # instead, so only processes poll.
+    return _SQLITE_TURN if session.get_bind().dialect.name == "sqlite" else nullcontext()
 
 
 def _serialise(session: Session) -> None:

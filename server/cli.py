@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "werkzeug", "engineio", "socketio"):
+    for noisy in ("alembic", "engineio", "socketio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
                             "database on the local server) or a PostgreSQL server URL")
     fhir_bench.add_argument("--json", action="store_true", help="print one JSON document")
     fhir_bench.set_defaults(run=_bench_fhir)
+
+    http_bench = sub.add_parser("bench-http", help="many parallel requests from one patient's "
+                                "token against a real web server")
+    http_bench.add_argument("--requests", type=int, default=200)
+    http_bench.add_argument("--concurrency", type=int, default=40)
+    http_bench.add_argument("--path", default="/api/me/observations?code=spo2",
+                            help="what the patient asks for; {patient} is her id")
+    http_bench.add_argument("--database", help="sqlite (default: a temp file), postgresql (a new "
+                            "database on the local server) or a PostgreSQL server URL")
+    http_bench.add_argument("--readings", type=int, default=120,
+                            help="the patient's readings over the last 30 days (4 a day)")
+    http_bench.add_argument("--timeout", type=float, default=20.0,
+                            help="seconds without an answer that count as a failure")
+    http_bench.add_argument("--json", action="store_true", help="print one JSON document")
+    http_bench.set_defaults(run=_bench_http)
 
     evaluate = sub.add_parser("evaluate-rules",
                               help="replay a synthetic cohort through the alert rule sets")
@@ -171,23 +186,11 @@ def _device_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _server(_args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.http_server import serve
     from telekol.server.migrate import upgrade
-    from telekol.server.web import create_app
-    from telekol.server.web.extensions import socketio
 
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    _on_stop(lambda: _stop_server(app))
-    socketio.run(app, host=settings.http_host, port=settings.http_port,
-                 allow_unsafe_werkzeug=True, log_output=False, use_reloader=False)
-    return 0
-
-
-def _stop_server(app) -> None:  # type: ignore[no-untyped-def]
-    bridge = app.extensions["telekol"].bridge
-    if bridge is not None:
-        bridge.stop()
-    raise SystemExit(0)
+    upgrade(settings.database_url)  # once, in the master, before the workers fork
+    return serve(settings)  # gunicorn handles SIGTERM and SIGINT itself
 
 
 def _gateway(_args: argparse.Namespace, settings: Settings) -> int:
@@ -270,6 +273,14 @@ def _bench_fhir(args: argparse.Namespace, _settings: Settings) -> int:
 
     return run_fhir_bench(observations=args.observations, patients=args.patients,
                           database=args.database, as_json=args.json)
+
+
+def _bench_http(args: argparse.Namespace, _settings: Settings) -> int:
+    from telekol.server.http_bench import run_http_bench
+
+    return run_http_bench(requests_total=args.requests, concurrency=args.concurrency,
+                          path=args.path, database=args.database, timeout=args.timeout,
+                          as_json=args.json, readings=args.readings)
 
 
 def _evaluate_rules(args: argparse.Namespace, _settings: Settings) -> int:

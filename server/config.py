@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +24,9 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     mosquitto_conf: Path = REPO_ROOT / "mosquitto.conf"
     token_ttl_seconds: int = 3600
+    http_workers: int = 2  # web server processes
+    http_threads: int = 100  # per process; each open live connection holds one
+    http_db_connections: int = 10  # per process: requests working on the database at once
 
     @property
     def broker_dir(self) -> Path:
@@ -34,7 +38,7 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment, creating the data dir and secret key."""
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("TELEKOL_DATA_DIR", "./var")).resolve()
@@ -49,7 +53,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mqtt_port=int(env.get("TELEKOL_MQTT_PORT", "1884")),
         secret_key=env.get("TELEKOL_SECRET_KEY") or stored_secret(data_dir, "secret_key"),
         mosquitto_conf=Path(env.get("TELEKOL_MOSQUITTO_CONF", str(REPO_ROOT / "mosquitto.conf"))),
+        http_workers=_positive(env, "TELEKOL_HTTP_WORKERS", 2),
+        http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
+        http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
     )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = int(env.get(name) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def stored_secret(data_dir: Path, name: str, nbytes: int = 32) -> str:

@@ -16,7 +16,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from telekol.device_gateway.questionnaire_payload import Rejection, parse_questionnaire_responses
+from telekol.device_gateway.questionnaire_payload import (
+    QuestionnaireAnswers,
+    Rejection,
+    parse_questionnaire_responses,
+)
 from telekol.server import events
 from telekol.server.alert_store import rank
 from telekol.server.db import utcnow
@@ -52,24 +56,34 @@ class QuestionnaireService:
         self.new_id = new_id
 
     def submit(self, patient_id: str, kind: str, answers: dict[str, Any],
-               user_id: int | None = None) -> Submission:
-        """Validate, store and triage one response now; raise InvalidAnswers listing why."""
+               user_id: int | None = None, *, session: Session | None = None) -> Submission:
+        """Validate, store and triage one response now; raise InvalidAnswers listing why.
+
+        It commits `session` when given (a web request's own, whose connection the
+        request keeps), or a session of its own on the engine.
+        """
         now = self.clock()
         body = {"msg_id": self.new_id(), "taken_at": events.instant(now),
                 "questionnaire": kind, "answers": answers}
         [item] = parse_questionnaire_responses(json.dumps(body).encode(), now)
         if isinstance(item, Rejection):
             raise InvalidAnswers(list(item.errors))
-        with Session(self.engine, expire_on_commit=False) as session:
-            if session.get(Patient, patient_id) is None:
-                raise InvalidAnswers([f"patient {patient_id} is not known"])
-            recorder = Recorder(session, [patient_id], now, new_id=self.new_id, actor="user",
-                                actor_user_id=user_id)
-            row = recorder.answers(patient_id, item, received_at=now, source=WEB_SOURCE)
-            recorded = recorder.finish()
-            worst = max((a.severity for a in recorded.alerts), key=rank, default=None)
-            monitoring = _monitoring(session, patient_id)
-            session.commit()
+        if session is not None:
+            return self._store(session, patient_id, kind, item, now, user_id)
+        with Session(self.engine, expire_on_commit=False) as own:
+            return self._store(own, patient_id, kind, item, now, user_id)
+
+    def _store(self, session: Session, patient_id: str, kind: str, item: QuestionnaireAnswers,
+               now: datetime, user_id: int | None) -> Submission:
+        if session.get(Patient, patient_id) is None:
+            raise InvalidAnswers([f"patient {patient_id} is not known"])
+        recorder = Recorder(session, [patient_id], now, new_id=self.new_id, actor="user",
+                            actor_user_id=user_id)
+        row = recorder.answers(patient_id, item, received_at=now, source=WEB_SOURCE)
+        recorded = recorder.finish()
+        worst = max((a.severity for a in recorded.alerts), key=rank, default=None)
+        monitoring = _monitoring(session, patient_id)
+        session.commit()
         return Submission(kind, int(row.value or 0), row.id, recorded.events,
                           worst if worst in ("red", "yellow") else None, monitoring)
 

@@ -50,7 +50,7 @@ class FakeService:
         pass
 
     def submit(self, _patient_id: str, kind: str, _answers: dict[str, Any],
-               *_more: object) -> SimpleNamespace:
+               *_more: object, **_options: object) -> SimpleNamespace:
         return SimpleNamespace(kind=kind, total=24 if kind == "cat" else 2,
                                observation_id="obs-1", events=[],
                                event={"type": "observation", "rooms": [], "data": {}},

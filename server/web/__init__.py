@@ -7,10 +7,11 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_babel import get_locale
 from flask_login import current_user
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
-from telekol.server.web.context import AppServices, close_db
+from telekol.server.web.context import DB_WAIT_SECONDS, AppServices, busy, close_db
 from telekol.server.web.extensions import babel, csrf, login_manager, socketio
 from telekol.server.web.locale import here_without_lang, select_locale
 
@@ -54,7 +55,11 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                       WTF_CSRF_CHECK_DEFAULT=False)
     app.config.update(auth.cookie_settings())  # Secure cookie, 8 h session (auth.py)
     app.config.update(config or {})
-    services = AppServices(settings, make_engine(settings.database_url),
+    # One connection per request (context.py), so the pool is the number of requests that
+    # work on the database at once; more wait up to DB_WAIT_SECONDS, then get 503.
+    engine = make_engine(settings.database_url, pool_size=settings.http_db_connections,
+                         pool_timeout=DB_WAIT_SECONDS)
+    services = AppServices(settings, engine,
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))
     app.extensions["telekol"] = services
     login_manager.init_app(app)
@@ -67,12 +72,15 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                       messages_api.bp, admin_api.bp, episode_api.bp, audit_api.bp,
                       care_plan_api.bp, phone_api.bp):
         app.register_blueprint(blueprint)
+    app.register_error_handler(PoolTimeout, busy)
     app.before_request(_check_csrf)
     app.teardown_appcontext(close_db)
     app.after_request(_secure_headers)
     auditing.init_app(app)  # registered after: its hook runs first, headers go on a 503 too
     if live:
-        services.bridge = live_door.LiveBridge(settings, socketio, services.engine)
+        # Its own small pool: live pushes are audited even while requests fill the app's.
+        bridge_engine = make_engine(settings.database_url, pool_size=2)
+        services.bridge = live_door.LiveBridge(settings, socketio, bridge_engine)
         services.bridge.start()
     return app
 

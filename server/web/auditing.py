@@ -2,9 +2,10 @@
 
 Views call `note(...)` once they know which patients a request touches; the audit hook
 (`init_app`, wired in server/web/__init__.py) writes one chained record per noted patient
-after the response is made, in a transaction of its own (server/audit.py), with the outcome
-taken from the HTTP status. If the records cannot be written, the response is replaced by
-a 503: no patient data leaves without its audit record. A request that noted nothing but
+after the response is made, in a transaction of its own on the request's own connection
+(server/web/context.py `db()`, server/audit.py), with the outcome taken from the HTTP
+status. If the records cannot be written, the response is replaced by a 503: no patient
+data leaves without its audit record. A request that noted nothing but
 was refused (403/404) while naming an existing patient is recorded as a denied attempt,
 so the patient can see it.
 """
@@ -16,12 +17,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, request
 from flask_babel import gettext as _
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 from telekol.server import audit
 from telekol.server.models import Patient
-from telekol.server.web.context import services
+from telekol.server.web.context import db, door_of, unavailable
 
 log = logging.getLogger("telekol.audit")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -64,19 +65,28 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_write_on_error)
 
 
-def door_of(path: str) -> str:
-    """Return the door a request came through: api, fhir or ui."""
-    if path == "/api" or path.startswith("/api/"):
-        return "api"
-    return "fhir" if path == "/fhir" or path.startswith("/fhir/") else "ui"
+def write(entries: list[audit.Entry]) -> None:
+    """Append records through the request's own session, in a transaction of their own.
+
+    What the request has not committed is rolled back first, as the end of the request
+    would: the records go in a fresh transaction, which on SQLite must begin with the
+    write (server/audit.py), and they stay even when the request's own work failed.
+    """
+    if not entries:
+        return
+    session = db()
+    session.rollback()
+    try:
+        audit.record_in(session, entries)
+    except Exception:
+        session.rollback()  # leave the session usable for the rest of the request
+        raise
 
 
 def _write_after(response: Response) -> Response:
     g.audit_written = True
     try:
-        entries = _entries(response.status_code)
-        if entries:
-            audit.record(services().engine, entries)
+        write(_entries(response.status_code))
     except Exception as error:
         # The class and endpoint only: a traceback could carry SQL parameters (names in the
         # record), and a path could hold a CPR number typed as an id.
@@ -92,9 +102,7 @@ def _write_on_error(error: BaseException | None) -> None:
         return
     g.audit_written = True
     try:
-        entries = _entries(500)
-        if entries:
-            audit.record(services().engine, entries)
+        write(_entries(500))
     except Exception as failure:
         log.error("audit records of a failed request could not be written (%s)",
                   type(failure).__name__)
@@ -137,21 +145,10 @@ def _named_patients() -> list[str]:
 def _existing(ids: list[str]) -> list[str]:
     if not ids:
         return []
-    with Session(services().engine) as session:
-        known = set(session.exec(select(Patient.id).where(col(Patient.id).in_(ids))).all())
+    known = set(db().exec(select(Patient.id).where(col(Patient.id).in_(ids))).all())
     return [ident for ident in ids if ident in known]
 
 
 def _withheld() -> Response:
-    door = door_of(request.path)
-    if door == "fhir":
-        from telekol.server.web.fhir_http import outcome_response
-
-        return outcome_response(503, "transient", WITHHELD)
-    if door == "api":
-        response = jsonify(error=WITHHELD)
-    else:
-        response = Response(_("The audit log could not be written, so this page is withheld. "
-                              "Please try again."), mimetype="text/plain")
-    response.status_code = 503
-    return response
+    return unavailable(WITHHELD, _("The audit log could not be written, so this page is "
+                                   "withheld. Please try again."))

@@ -1,4 +1,12 @@
-"""Per-app services and the per-request database session."""
+"""Per-app services and the per-request database session.
+
+A request works on one pooled database connection for its whole life: its session, the
+audit records written after the response (server/web/auditing.py) and anything else it
+reads or writes all go through `db()`. A request never asks the pool for a second
+connection while holding one, so requests cannot starve each other of connections. When
+none is free within the pool's wait (`DB_WAIT_SECONDS`), the request is answered 503 with
+`Retry-After` (`busy`) instead of waiting on.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, g
-from sqlalchemy.engine import Engine
+from flask import Response, current_app, g, jsonify, request
+from flask_babel import gettext as _
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings
@@ -16,6 +25,9 @@ if TYPE_CHECKING:
     from telekol.server.web.live import LiveBridge
 
 log = logging.getLogger("telekol.web")
+DB_WAIT_SECONDS = 5.0  # longest a request waits for a database connection
+RETRY_AFTER_SECONDS = 2
+BUSY = "the server is busy; try again in a moment"
 
 
 @dataclass
@@ -34,17 +46,53 @@ def services() -> AppServices:
 
 
 def db() -> Session:
-    """Return this request's database session (closed at teardown)."""
+    """Return this request's database session, on the request's one connection."""
     if "db" not in g:
-        g.db = Session(services().engine, expire_on_commit=False)
+        connection: Connection = services().engine.connect()
+        g.db_connection = connection
+        # Bound to the connection, the session keeps it across commits and rollbacks
+        # instead of handing it back to the pool and asking again.
+        g.db = Session(bind=connection, expire_on_commit=False)
     return g.db
 
 
 def close_db(_error: BaseException | None = None) -> None:
-    """Close the request's session, if one was opened."""
-    session = g.pop("db", None)
+    """Close the request's session and give its connection back, if one was opened."""
+    session, connection = g.pop("db", None), g.pop("db_connection", None)
     if session is not None:
         session.close()
+    if connection is not None:
+        connection.close()
+
+
+def door_of(path: str) -> str:
+    """Return the door a request came through: api, fhir or ui."""
+    if path == "/api" or path.startswith("/api/"):
+        return "api"
+    return "fhir" if path == "/fhir" or path.startswith("/fhir/") else "ui"
+
+
+def unavailable(reason: str, page_text: str) -> Response:
+    """Answer 503 with Retry-After in the door's format (JSON, OperationOutcome or text)."""
+    door = door_of(request.path)
+    if door == "fhir":
+        from telekol.server.web.fhir_http import outcome_response
+
+        response = outcome_response(503, "transient", reason)
+    elif door == "api":
+        response = jsonify(error=reason)
+    else:
+        response = Response(page_text, mimetype="text/plain")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def busy(_error: Exception) -> Response:
+    """Answer a request that found no free database connection in time (pool timeout)."""
+    log.warning("no database connection free within %.0f s; %s %s answered 503",
+                DB_WAIT_SECONDS, request.method, request.endpoint)
+    return unavailable(BUSY, _("The server is busy. Please try again in a moment."))
 
 
 def publish(batch: list[dict[str, Any]]) -> None:

@@ -30,8 +30,8 @@ from telekol.server.access import rooms_of
 from telekol.server.broker import service_password
 from telekol.server.config import Settings
 from telekol.server.db import make_engine
+from telekol.server.web.auditing import write as write_audit
 from telekol.server.web.auth import user_for_token
-from telekol.server.web.context import services
 from telekol.server.web.extensions import socketio
 
 log = logging.getLogger("telekol.live")
@@ -81,7 +81,7 @@ def on_connect(auth: Any = None) -> None:
     subscribed = audit.Entry(audit.Actor.of(user), user.patient_id if user.role == "patient"
                              else None, "subscribe", "rooms:" + ",".join(rooms), "live")
     try:
-        audit.record(services().engine, [subscribed])
+        write_audit([subscribed])  # on the handshake's own connection
     except Exception as error:  # no audit record, no live data
         log.error("could not audit a live connection (%s); refused", type(error).__name__)
         raise ConnectionRefusedError("temporarily unavailable") from None
