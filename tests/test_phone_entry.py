@@ -221,7 +221,7 @@ def test_a_reading_entered_on_the_page_shows_its_colour_and_the_alert(page, app)
     shown = response.get_data(as_text=True)
     assert result_of(shown) == {"kind": "reading", "severity": "red", "alerts": "1",
                                 "created": "true"}
-    assert "SpO2 86 %" in shown and "is below the red limit 88 %" in shown
+    assert "SpO2 86 % er under den røde grænse 88 %" in shown  # in the page's language
     assert manual_count(app) == 1
 
 
