@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, col, func, select
 from telekol.device_gateway.payload import parse_measurements
+from telekol.server.context_cache import ContextCache
 from telekol.server.db import session_scope
 from telekol.server.ingest import IngestService, ParsedDelivery
 from telekol.server.models import (
@@ -125,26 +127,33 @@ def test_a_device_without_a_patient_is_rejected_with_a_reason(engine, fixture) -
     assert count(engine, Observation) == 0
 
 
-def test_a_second_gateway_storing_the_same_key_first_yields_a_duplicate(engine, fixture) -> None:
+def test_a_key_another_gateway_stored_first_is_answered_duplicate(engine, fixture) -> None:
     device = fixture["devices"][0]["device_id"]
-    ours = delivery(device, reading("race", 95))
-    IngestService(engine, clock=lambda: NOW).ingest([ours])  # the other process wins
-    service = IngestService(engine, clock=lambda: NOW)
-    # Simulate the race: our ledger lookup saw nothing, the insert then conflicts.
-    original = service._ingest_committed
-    calls = []
-
-    def racing(deliveries):
-        calls.append(len(deliveries))
-        if len(calls) == 1:
-            from sqlalchemy.exc import IntegrityError
-
-            raise IntegrityError("insert", {}, Exception("duplicate key"))
-        return original(deliveries)
-
-    service._ingest_committed = racing  # type: ignore[method-assign]
-    result = service.ingest([ours, delivery(device, reading("fresh", 95))])
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, reading("race", 95))])
+    result = IngestService(engine, clock=lambda: NOW).ingest(
+        [delivery(device, reading("race", 95)), delivery(device, reading("fresh", 95))])
     assert [s["result"] for _, s in result.statuses] == ["duplicate", "accepted"]
+
+
+def test_two_gateways_racing_for_the_same_keys_store_each_exactly_once(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    batches = [[delivery(device, reading(f"k{i}-{j}", 95)) for j in range(5)] for i in range(6)]
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def gateway() -> None:
+        service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+        start.wait(timeout=10)
+        for batch in batches:
+            answers.extend(s["result"] for _, s in service.ingest(batch).statuses)
+
+    threads = [threading.Thread(target=gateway) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == ["accepted"] * 30 + ["duplicate"] * 30
+    assert count(engine, InboundMessage) == count(engine, Observation) == 30
 
 
 def test_device_metadata_is_kept(engine, fixture) -> None:
