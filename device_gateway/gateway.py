@@ -8,7 +8,6 @@ session (clean_start=False) keeps messages queued at the broker while we are dow
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -33,8 +33,10 @@ from telekol.device_gateway.topics import (
 from telekol.server import events
 from telekol.server.broker import service_password
 from telekol.server.config import Settings, stored_secret
+from telekol.server.context_cache import ContextCache
 from telekol.server.db import make_engine, utcnow
 from telekol.server.ingest import IngestResult, IngestService, ParsedDelivery, status
+from telekol.server.mapper_check import ensure_valid
 
 log = logging.getLogger("telekol.gateway")
 
@@ -68,10 +70,12 @@ class Gateway:
     """Receive device messages, store them exactly once, answer each with a status."""
 
     def __init__(self, settings: Settings, *, batch_size: int = 100) -> None:
+        ensure_valid()  # proves the FHIR mappers once, so no reading is validated again
         self.settings = settings
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
-        self.service = IngestService(self.engine)
+        # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
+        self.service = IngestService(self.engine, cache=ContextCache())
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()
         self.connected = threading.Event()
@@ -264,4 +268,4 @@ def _parse(inbound: Inbound) -> ParsedDelivery:
 
 
 def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)

@@ -104,9 +104,8 @@ def count_readings(session: Session, patient_ids: Iterable[str]) -> dict[str, in
         return {}
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(_TABLE).values([{"patient_id": pid, "settings": 0, "readings": 1}
-                                       for pid in ids])
-    statement = statement.on_conflict_do_update(
+    rows = [{"patient_id": pid, "settings": 0, "readings": 1} for pid in ids]
+    statement = insert(_TABLE).values(rows).on_conflict_do_update(
         index_elements=[_TABLE.c.patient_id],
         set_={"readings": _TABLE.c.readings + 1}).returning(_TABLE.c.patient_id,
                                                               _TABLE.c.readings)

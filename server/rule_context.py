@@ -174,7 +174,7 @@ def _history(session: Session, patient_ids: Iterable[str],
              start: datetime) -> dict[str, list[Reading]]:
     found: dict[str, list[Reading]] = {pid: [] for pid in patient_ids}
     bp_only = case((col(Observation.type_code) == "bp", col(Observation.resource)), else_=None)
-    rows = session.execute(select(
+    rows = session.execute(select(  # type: ignore[call-overload]
         Observation.patient_id, Observation.type_code, Observation.value, Observation.effective,
         Observation.issued, Observation.device_id, bp_only).where(
             col(Observation.patient_id).in_(found), col(Observation.effective) >= start))
