@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from telekol.server.rules.snapshot import PatientContext, Reading
@@ -20,7 +20,7 @@ def spo2_drop(reading: Reading | None, ctx: PatientContext) -> list[AlertRequest
     day = ctx.local(reading.taken_at).date() - timedelta(days=1)
     # Only readings near yesterday's local midnights can be of yesterday (a day is at most
     # 25 h long); looking at those alone keeps a day of many readings from costing each one.
-    midnight = datetime.combine(day, time(), tzinfo=ZoneInfo(ctx.timezone))
+    midnight = datetime.combine(day, time(), tzinfo=ZoneInfo(ctx.timezone)).astimezone(UTC)
     earlier = ctx.history("spo2", max(reading.taken_at - timedelta(days=2),
                                       midnight - timedelta(hours=3)),
                           min(reading.taken_at, midnight + timedelta(hours=27)))

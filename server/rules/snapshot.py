@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -64,8 +64,11 @@ class ReadingIndex:
         """Index one more reading (ties keep arrival order, as a stable sort would)."""
         self.recent.append(reading)
         times, readings = self.by_code.setdefault(reading.code, ([], []))
-        at = bisect_right(times, reading.taken_at)
-        times.insert(at, reading.taken_at)
+        # Instants in UTC: comparing datetimes of one time zone object is many times faster
+        # than across zones, and devices send their own offsets.
+        taken = reading.taken_at.astimezone(UTC)
+        at = bisect_right(times, taken)
+        times.insert(at, taken)
         readings.insert(at, reading)
         self._upload(reading)
 
@@ -73,6 +76,7 @@ class ReadingIndex:
         """Return a copy holding only the readings taken at or after `start`."""
         kept = ReadingIndex()
         kept.recent = [r for r in self.recent if r.taken_at >= start]
+        start = start.astimezone(UTC)
         for code, (times, readings) in self.by_code.items():
             first = bisect_left(times, start)
             if first < len(times):
@@ -119,13 +123,15 @@ class PatientContext:
     def history(self, code: str, start: datetime, end: datetime) -> list[Reading]:
         """Return readings of `code` taken in [start, end), oldest first."""
         times, readings = self._index.by_code.get(code, ([], []))
-        return readings[bisect_left(times, start):bisect_left(times, end)]
+        return readings[bisect_left(times, start.astimezone(UTC)):
+                        bisect_left(times, end.astimezone(UTC))]
 
     def nearest(self, code: str, moment: datetime, start: datetime,
                 end: datetime) -> Reading | None:
         """Return the reading of `code` in [start, end) closest in time to `moment`: of equal
         distances the earliest, of equal times the first that arrived."""
         times, readings = self._index.by_code.get(code, ([], []))
+        moment, start, end = (t.astimezone(UTC) for t in (moment, start, end))
         low, high = bisect_left(times, start), bisect_left(times, end)
         at = max(low, min(high, bisect_left(times, moment)))  # first taken at or after
         if at < high and times[at] == moment:
