@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlmodel import Session, col, func, select
 from telekol.device_gateway.payload import parse_measurements
 from telekol.server.context_cache import ContextCache
@@ -233,3 +233,72 @@ def test_stored_observations_hold_no_empty_arrays(engine, fixture, code) -> None
     with Session(engine) as session:
         stored = json.loads(session.exec(select(Observation)).one().resource)
     assert not _has_empty_list(stored)
+
+
+class Statements:
+    """Count the SQL statements an engine runs and the rows they write (executemany rows)."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.seen = engine, []
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, _conn, _cursor, statement, _parameters, context, _executemany) -> None:
+        # One parameter set per row, also when SQLAlchemy renders many rows into one
+        # INSERT .. VALUES (..), (..) RETURNING.
+        rows = len(context.compiled_parameters) if context.compiled_parameters else 1
+        self.seen.append((" ".join(statement.split()[:3]).upper(), rows))
+
+    def stop(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def starting(self, prefix: str) -> list[int]:
+        return [rows for text, rows in self.seen if text.startswith(prefix)]
+
+
+def burst(device: str, tag: str, count: int) -> ParsedDelivery:
+    """Return one delivery holding `count` normal readings (a hub's backlog)."""
+    return delivery(device, *[{**reading(f"{tag}-{i}", 95 + i % 3, minutes_ago=count - i),
+                               "readings": [{"code": "spo2", "value": 95 + i % 3},
+                                            {"code": "pulse", "value": 70 + i % 5}]}
+                              for i in range(count)])
+
+
+def test_a_batch_is_one_insert_per_table_whatever_its_size(engine, fixture) -> None:
+    devices = [d["device_id"] for d in fixture["devices"][:3]]
+    service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    service.ingest([burst(d, f"warm-{d}", 1) for d in devices])  # contexts now kept
+    counted = []
+    for size in (2, 20):
+        statements = Statements(engine)
+        result = service.ingest([burst(d, f"n{size}-{d}", size) for d in devices])
+        statements.stop()
+        assert {s["result"] for _, s in result.statuses} == {"accepted"}
+        counted.append(len(statements.seen))
+        assert statements.starting("INSERT INTO INBOUNDMESSAGE") == [3 * size]
+        assert statements.starting("INSERT INTO OBSERVATION") == [3 * size * 2]
+        assert statements.starting("UPDATE DEVICE SET") == [3]
+    assert counted[0] == counted[1]  # ten times the readings, the same statements
+
+
+def test_a_hubs_backlog_costs_in_proportion_to_its_length(engine, fixture, monkeypatch) -> None:
+    from telekol.server.rules.snapshot import ReadingIndex
+
+    indexed = []
+    add = ReadingIndex.add
+    monkeypatch.setattr(ReadingIndex, "add", lambda self, r: (indexed.append(1), add(self, r)))
+    service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    cost = {}
+    for size, device in ((40, fixture["devices"][0]["device_id"]),
+                         (160, fixture["devices"][1]["device_id"])):
+        service.ingest([burst(device, f"warm-{size}", 1)])
+        indexed.clear()
+        statements = Statements(engine)
+        service.ingest([burst(device, f"backlog-{size}", size)])
+        statements.stop()
+        cost[size] = (len(statements.seen), sum(rows for _, rows in statements.seen),
+                      len(indexed))
+    assert cost[160][0] == cost[40][0]  # statements: a constant per batch
+    # Rows written and readings indexed grow by the same amount per object: 1 ledger row
+    # and 2 Observations; each reading indexed once for the rules, once kept after commit.
+    assert cost[160][1] - cost[40][1] == 120 * 3
+    assert cost[160][2] - cost[40][2] == 120 * 4
