@@ -117,6 +117,8 @@ def _run(options: Options) -> dict[str, Any]:
 
 
 def _start_platform(settings: Any, stack: ExitStack) -> str:
+    # A port chosen now: the hubs' connections may have taken the one chosen at the start.
+    settings = settings.with_overrides(http_port=free_port())
     env = child_env(settings)
     for part in (Part("gateway", ["gateway"]), Part("server", ["server"])):
         part.start(env)
