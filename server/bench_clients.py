@@ -69,7 +69,9 @@ class Hubs:
             client.on_connect = lambda *_: self.ready.release()
             client.max_inflight_messages_set(1000)
             client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=120)
-            self.selector.register(client.socket(), selectors.EVENT_READ, client)
+            sock = client.socket()
+            assert sock is not None, "connect() leaves a socket"
+            self.selector.register(sock, selectors.EVENT_READ, client)  # type: ignore[arg-type]
             self.clients[device_id] = client
         self.loop = threading.Thread(target=self._serve, name="bench-hubs", daemon=True)
         self.loop.start()
