@@ -1,204 +1,274 @@
-"""`telekol bench`: bare MQTT transport vs. the full pipeline, on a throw-away stack.
+"""`telekol bench`: bare MQTT transport against the full pipeline, on a throw-away stack.
 
-Transport: paho QoS 1 publish -> subscribe on the project broker.
-Pipeline: a device publishes measurements -> gateway commits Observations -> the web
-server pushes `observation` events -> a Socket.IO client receives them.
-Both run in one invocation on the same machine and broker configuration.
+One scenario per run:
+- burst (default): `--messages N` objects (SpO2 + pulse) from one hub at once, watched by
+  `--viewers K` clinicians of the patient's care team;
+- devices: `--devices N` hubs, each sending `--readings R` objects of one reading, at once;
+- rest: `--rest`: `--patients P` patients with `--history-days D` days of readings stored
+  through the ingest service, then single readings at `--rate` per second for `--seconds`.
+
+Transport: the same publishes to the gateway's account (same topics and ACLs) before any
+gateway exists. Pipeline: hub -> broker -> gateway (commit) -> broker -> web server
+(audit) -> Socket.IO clients, ending when every viewer has every `observation` event it
+may see. The database is a new one: SQLite in a temporary folder, or on the PostgreSQL
+server of `--database` or TELEKOL_DATABASE_URL (dropped afterwards). Standard output
+carries the report alone; the servers' output and the log go to standard error.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
+import os
+import random
 import sys
 import tempfile
-import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-import requests
-import socketio
-from paho.mqtt.client import Client
-from telekol.device_gateway.mqtt import make_client
-from telekol.device_gateway.topics import MEASUREMENTS_SUBSCRIPTION, measurements_topic
-from telekol.server.broker import BrokerProcess, service_password
+from sqlalchemy.engine import make_url
+from telekol.server import bench_clients as clients
+from telekol.server.bench_history import add_viewers, seed_history
+from telekol.server.broker import BrokerProcess
 from telekol.server.config import load_settings
-from telekol.server.seed import demo_device_password
+from telekol.server.fhir_bench import fresh_database
 from telekol.server.supervisor import Part, child_env, free_port, prepare, wait_for_health
 
+_BURST_CODES = (("spo2", 95.0), ("pulse", 70.0))
+_DEVICE_READINGS = (("spo2", 94.0), ("pulse", 72.0), ("weight", 81.5), ("temperature", 36.8))
 
-@dataclass
-class Run:
-    """Send and receive times of one measured run."""
 
-    sent: dict[str, float]
-    received: dict[str, float]
-    started: float
-    finished: float
+@dataclass(frozen=True)
+class Options:
+    """What to run (see `telekol bench --help`)."""
 
-    @property
-    def rate(self) -> float:
-        """Return messages per second from the first send to the last receipt."""
-        return len(self.received) / max(self.finished - self.started, 1e-9)
-
-    def latencies_ms(self) -> list[float]:
-        """Return each delivered message's latency in milliseconds."""
-        return sorted((self.received[k] - self.sent[k]) * 1000 for k in self.received)
+    messages: int = 2000
+    viewers: int = 1
+    devices: int | None = None
+    readings: int = 4
+    rest: bool = False
+    patients: int = 500
+    history_days: int = 14
+    rate: float = 20.0
+    seconds: float = 30.0
+    database: str | None = None
+    timeout: float = 300.0
 
 
 def percentile(values: list[float], share: float) -> float:
-    """Return the nearest-rank percentile of sorted `values`."""
+    """Return the nearest-rank percentile of sorted `values` (NaN when empty)."""
     if not values:
         return float("nan")
     return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
 
 
-def _connected(client: Client, host: str, port: int) -> Client:
-    ready = threading.Event()
-    client.on_connect = lambda *_: ready.set()
-    client.max_inflight_messages_set(100)
-    client.connect(host, port, keepalive=30)
-    client.loop_start()
-    if not ready.wait(10):
-        raise RuntimeError("could not connect to the benchmark broker")
-    return client
+def run_bench(options: Options, *, as_json: bool) -> int:
+    """Run one scenario on a private stack; print the report (one JSON document)."""
+    with _stdout_to_stderr() as stdout:
+        started = os.getloadavg()
+        report = _run(options)
+        report["load_average"] = {"start": [round(x, 2) for x in started],
+                                  "end": [round(x, 2) for x in os.getloadavg()]}
+        _print(report, as_json, stdout)
+    return 0 if report["delivered"] == report["expected"] else 1
 
 
-def measure_transport(settings: Any, fixture: dict, messages: int) -> Run:
-    """Time QoS 1 measurement messages from a device to the gateway's account, no processing."""
-    device = fixture["devices"][0]
-    received: dict[str, float] = {}
-    done = threading.Event()
-    subscribed = threading.Event()
-    gateway = "telekol-gateway"  # the real path: same topic, accounts and ACLs
-    sub = make_client(f"bench-transport-{time.time_ns()}", gateway,
-                      service_password(settings, gateway))
-
-    def on_message(_c: Any, _u: Any, message: Any) -> None:
-        received[json.loads(message.payload)["msg_id"]] = time.perf_counter()
-        if len(received) >= messages:
-            done.set()
-
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *_: subscribed.set()
-    _connected(sub, settings.mqtt_host, settings.mqtt_port)
-    sub.subscribe(MEASUREMENTS_SUBSCRIPTION, qos=1)
-    subscribed.wait(10)
-    pub = _connected(make_client(device["device_id"], device["device_id"],
-                                 demo_device_password(device["device_id"])),
-                     settings.mqtt_host, settings.mqtt_port)
-    sent, started = _publish(pub, device["device_id"], messages, "transport")
-    done.wait(120)
-    finished = max(received.values(), default=time.perf_counter())
-    for client in (pub, sub):
-        client.disconnect()
-        client.loop_stop()
-    return Run(sent, received, started, finished)
+@contextmanager
+def _stdout_to_stderr() -> Iterator[TextIO]:
+    """Point file descriptor 1 at standard error (children inherit it); yield the real one."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with os.fdopen(os.dup(saved), "w") as real:
+            yield real
+            real.flush()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
-def _publish(pub: Client, device_id: str, messages: int, tag: str) -> tuple[dict, float]:
-    run_id = int(time.time())
-    sent: dict[str, float] = {}
-    started = time.perf_counter()
-    for index in range(messages):
-        msg_id = f"bench-{tag}-{run_id}-{index}"
-        body = {"msg_id": msg_id, "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "readings": [{"code": "spo2", "value": 95 + index % 4, "unit": "%"},
-                             {"code": "pulse", "value": 70 + index % 9}]}
-        sent[msg_id] = time.perf_counter()
-        pub.publish(measurements_topic(device_id), json.dumps(body).encode(), qos=1)
-    return sent, started
-
-
-def measure_pipeline(settings: Any, fixture: dict, messages: int) -> Run:
-    """Publish measurements as a device and time the `observation` events a client gets."""
-    device = fixture["devices"][0]
-    nurse = _user_seeing(fixture, device["patient"])
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    token = requests.post(f"{base}/api/auth/token", json={
-        "username": nurse["username"], "password": nurse["password"]}, timeout=10
-    ).json()["access_token"]
-    received: dict[str, float] = {}
-    done = threading.Event()
-    sio = socketio.Client()
-
-    @sio.on("observation", namespace="/live")
-    def on_observation(data: dict[str, Any]) -> None:
-        received[data["msg_id"]] = time.perf_counter()
-        if len(received) >= messages:
-            done.set()
-
-    sio.connect(base, namespaces=["/live"], auth={"token": token}, transports=["websocket"])
-    pub = _connected(make_client(device["device_id"], device["device_id"],
-                                 demo_device_password(device["device_id"])),
-                     settings.mqtt_host, settings.mqtt_port)
-    sent, started = _publish(pub, device["device_id"], messages, "pipeline")
-    done.wait(300)
-    finished = max(received.values(), default=time.perf_counter())
-    pub.disconnect()
-    pub.loop_stop()
-    sio.disconnect()
-    return Run(sent, received, started, finished)
-
-
-def _user_seeing(fixture: dict, patient_id: str) -> dict:
-    patient = next(p for p in fixture["patients"] if p["id"] == patient_id)
-    return next(u for u in fixture["users"] if u["organization"] in patient["care_team"])
-
-
-def run_bench(*, messages: int, as_json: bool) -> int:
-    """Start a private stack, run both measurements, print the figures."""
-    with tempfile.TemporaryDirectory(prefix="telekol-bench-") as tmp, ExitStack() as stack:
-        settings = load_settings({"TELEKOL_DATA_DIR": tmp, "TELEKOL_HTTP_PORT": str(free_port()),
+def _run(options: Options) -> dict[str, Any]:
+    target = options.database or os.environ.get("TELEKOL_DATABASE_URL")
+    if target and target.startswith("sqlite"):
+        target = "sqlite"  # a throw-away file, never the platform's own database
+    patients = options.devices or (options.patients if options.rest else 6)
+    with tempfile.TemporaryDirectory(prefix="telekol-bench-") as tmp, \
+            fresh_database(target, Path(tmp)) as url, ExitStack() as stack:
+        settings = load_settings({"TELEKOL_DATA_DIR": tmp, "TELEKOL_DATABASE_URL": url,
+                                  "TELEKOL_HTTP_PORT": str(free_port()),
                                   "TELEKOL_MQTT_PORT": str(free_port())})
-        fixture = prepare(settings, 6)
+        fixture = prepare(settings, max(patients, 6))
+        if options.rest:
+            seed_history(settings, fixture, options.history_days)
+        users = add_viewers(settings, fixture, options.viewers) if not (
+            options.devices or options.rest) else _one_per_organisation(fixture)
         broker = stack.enter_context(BrokerProcess(settings))
         broker.start()
-        # Transport first, before the gateway exists, so nothing else competes for the topic.
-        transport = measure_transport(settings, fixture, messages)
-        env = child_env(settings)
-        for part in (Part("gateway", ["gateway"]), Part("server", ["server"])):
-            part.start(env)
-            stack.callback(part.stop)
-        if not wait_for_health(f"http://{settings.http_host}:{settings.http_port}/healthz",
-                               time.monotonic() + 60):
-            print("benchmark stack did not become healthy", file=sys.stderr)
-            return 1
-        pipeline = measure_pipeline(settings, fixture, messages)
-        report = _report(transport, pipeline, messages, Path(tmp))
-    _print(report, as_json)
-    return 0 if report["pipeline_delivered"] == messages else 1
+        stack.callback(broker.stop)
+        scenario = _devices if options.devices else _rest if options.rest else _burst
+        report = scenario(options, settings, fixture, users, stack)
+        report["database"] = _describe(url)
+        return report
 
 
-def _report(transport: Run, pipeline: Run, messages: int, _tmp: Path) -> dict[str, Any]:
-    lat = pipeline.latencies_ms()
-    tlat = transport.latencies_ms()
-    return {
-        "messages": messages, "database": "sqlite (WAL)",
-        "transport_rate": round(transport.rate, 1), "pipeline_rate": round(pipeline.rate, 1),
-        "ratio": round(pipeline.rate / transport.rate, 3) if transport.rate else None,
-        "latency_ms_p50": round(percentile(lat, 0.5), 1),
-        "latency_ms_p99": round(percentile(lat, 0.99), 1),
-        "transport_latency_ms_p50": round(percentile(tlat, 0.5), 1),
-        "transport_latency_ms_p99": round(percentile(tlat, 0.99), 1),
-        "transport_delivered": len(transport.received),
-        "pipeline_delivered": len(pipeline.received),
-        "latency_ms_mean": round(statistics.fmean(lat), 1) if lat else None,
-    }
+def _start_platform(settings: Any, stack: ExitStack) -> str:
+    # A port chosen now: the hubs' connections may have taken the one chosen at the start.
+    settings = settings.with_overrides(http_port=free_port())
+    env = child_env(settings)
+    for part in (Part("gateway", ["gateway"]), Part("server", ["server"])):
+        part.start(env)
+        stack.callback(part.stop)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    if not wait_for_health(f"{base}/healthz", time.monotonic() + 120):
+        raise RuntimeError("the benchmark stack did not become healthy")
+    return base
 
 
-def _print(report: dict[str, Any], as_json: bool) -> None:
+def _burst(options: Options, settings: Any, fixture: dict, users: list[dict],
+           stack: ExitStack) -> dict[str, Any]:
+    device = fixture["devices"][0]["device_id"]
+    plan = [(device, f"burst-{i}", _BURST_CODES) for i in range(options.messages)]
+    transport = _transport(settings, plan, options.timeout)
+    viewers = clients.watch(_start_platform(settings, stack), users)
+    stack.callback(clients.close_all, viewers)
+    pipeline = _pipeline(settings, plan, viewers, fixture, options.timeout)
+    return {"scenario": "burst", "messages": options.messages, "viewers": len(viewers),
+            **_compare(transport, pipeline)}
+
+
+def _devices(options: Options, settings: Any, fixture: dict, users: list[dict],
+             stack: ExitStack) -> dict[str, Any]:
+    hubs = [d["device_id"] for d in fixture["devices"][:options.devices]]
+    plan = [(hub, f"dev-{hub}-{r}", (_DEVICE_READINGS[r % len(_DEVICE_READINGS)],))
+            for r in range(options.readings) for hub in hubs]
+    transport = _transport(settings, plan, options.timeout)
+    viewers = clients.watch(_start_platform(settings, stack), users)
+    stack.callback(clients.close_all, viewers)
+    pipeline = _pipeline(settings, plan, viewers, fixture, options.timeout)
+    return {"scenario": "devices", "devices": len(hubs), "readings_per_device": options.readings,
+            "viewers": len(viewers), **_compare(transport, pipeline)}
+
+
+def _rest(options: Options, settings: Any, fixture: dict, users: list[dict],
+          stack: ExitStack) -> dict[str, Any]:
+    viewers = clients.watch(_start_platform(settings, stack), users)
+    stack.callback(clients.close_all, viewers)
+    count = max(1, round(options.rate * options.seconds))
+    rng = random.Random(1)
+    hubs = [d["device_id"] for d in fixture["devices"]]
+    plan = [(rng.choice(hubs), f"rest-{i}", (("spo2", float(rng.randint(93, 97))),))
+            for i in range(count)]
+    pipeline = _pipeline(settings, plan, viewers, fixture, options.timeout,
+                         interval=1 / options.rate)
+    return {"scenario": "rest", "patients": len(fixture["patients"]),
+            "history_days": options.history_days, "rate_offered": options.rate,
+            "messages": count, "viewers": len(viewers), **_figures("", pipeline)}
+
+
+@dataclass
+class Timed:
+    """Send times and, per message, when its last event (or the message) arrived."""
+
+    sent: dict[str, float]
+    arrived: dict[str, float]
+    expected: int
+
+    def rate(self) -> float:
+        """Return messages per second, first send to last arrival."""
+        if not self.arrived or not self.sent:
+            return 0.0
+        return len(self.arrived) / max(max(self.arrived.values()) - min(self.sent.values()),
+                                       1e-9)
+
+    def latencies(self) -> list[float]:
+        """Return each arrived message's latency in milliseconds, sorted."""
+        return sorted((self.arrived[m] - self.sent[m]) * 1000 for m in self.arrived)
+
+
+def _transport(settings: Any, plan: list[tuple[str, str, Any]], timeout: float) -> Timed:
+    sink = clients.TransportSink(settings, len(plan))
+    hubs = clients.Hubs(settings, {hub for hub, _, _ in plan})
+    for hub, msg_id, readings in plan:
+        hubs.publish(hub, f"t-{msg_id}", clients.body(f"t-{msg_id}", readings))
+    sink.done.wait(timeout)
+    hubs.close()
+    sink.close()
+    return Timed(hubs.sent, dict(sink.received), len(plan))
+
+
+def _pipeline(settings: Any, plan: list[tuple[str, str, Any]], viewers: list[clients.Viewer],
+              fixture: dict, timeout: float, interval: float = 0.0) -> Timed:
+    seeing = {d["device_id"]: set(next(p for p in fixture["patients"]
+                                       if p["id"] == d["patient"])["care_team"])
+              for d in fixture["devices"]}
+    for viewer in viewers:
+        viewer.expect((msg_id, code) for hub, msg_id, readings in plan for code, _ in readings
+                      if viewer.organization in seeing[hub])
+    hubs = clients.Hubs(settings, {hub for hub, _, _ in plan})
+    started = time.perf_counter()
+    for index, (hub, msg_id, readings) in enumerate(plan):
+        if interval:
+            time.sleep(max(0.0, started + index * interval - time.perf_counter()))
+        hubs.publish(hub, msg_id, clients.body(msg_id, readings))
+    clients.wait_all(viewers, time.monotonic() + timeout)
+    hubs.close()
+    arrived = {}
+    for hub, msg_id, readings in plan:
+        times = [v.received.get((msg_id, code)) for v in viewers if v.organization in seeing[hub]
+                 for code, _ in readings]
+        if times and None not in times:
+            arrived[msg_id] = max(t for t in times if t is not None)
+    return Timed(hubs.sent, arrived, len(plan))
+
+
+def _compare(transport: Timed, pipeline: Timed) -> dict[str, Any]:
+    return {**_figures("transport_", transport), **_figures("", pipeline),
+            "ratio": round(pipeline.rate() / transport.rate(), 3) if transport.rate() else None}
+
+
+def _figures(prefix: str, run: Timed) -> dict[str, Any]:
+    latencies = run.latencies()
+    found = {"rate": round(run.rate(), 1),
+             **{f"latency_ms_p{round(share * 100)}": percentile(latencies, share)
+                if latencies else None for share in (0.5, 0.95, 0.99)},
+             "latency_ms_max": latencies[-1] if latencies else None,
+             "delivered": len(run.arrived), "expected": run.expected}
+    return {f"{prefix}{key}": round(value, 1) if isinstance(value, float) else value
+            for key, value in found.items()}
+
+
+def _one_per_organisation(fixture: dict) -> list[dict]:
+    seen: dict[str, dict] = {}
+    for user in fixture["users"]:
+        if user["organization"] and user["role"] != "patient":
+            seen.setdefault(user["organization"], user)
+    return list(seen.values())
+
+
+def _describe(url: str) -> dict[str, Any]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return {"backend": "sqlite", "journal": "WAL", "synchronous": "FULL"}
+    return {"backend": "postgresql", "host": f"{parsed.host}:{parsed.port or 5432}"}
+
+
+def _print(report: dict[str, Any], as_json: bool, stdout: TextIO) -> None:
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report), file=stdout)
         return
-    print(f"messages              {report['messages']}")
-    print(f"transport (MQTT QoS1) {report['transport_rate']:>10.1f} msg/s   "
-          f"p50 {report['transport_latency_ms_p50']} ms  "
-          f"p99 {report['transport_latency_ms_p99']} ms")
-    print(f"pipeline (to browser) {report['pipeline_rate']:>10.1f} msg/s   "
-          f"p50 {report['latency_ms_p50']} ms  p99 {report['latency_ms_p99']} ms")
-    print(f"ratio pipeline/transport {report['ratio']}")
+    for key, value in report.items():
+        print(f"{key:<28} {value}", file=stdout)
+
+
+def options_from(args: Any) -> Options:
+    """Return the Options of parsed command-line arguments."""
+    return Options(messages=args.messages, viewers=args.viewers, devices=args.devices,
+                   readings=args.readings, rest=args.rest, patients=args.patients,
+                   history_days=args.history_days, rate=args.rate, seconds=args.seconds,
+                   database=args.database, timeout=args.timeout)
+

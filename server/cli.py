@@ -48,7 +48,21 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure MQTT transport against the full pipeline")
     bench.add_argument("--json", action="store_true", help="print one JSON document")
-    bench.add_argument("--messages", type=int, default=2000)
+    bench.add_argument("--messages", type=int, default=2000, help="burst: objects from one hub")
+    bench.add_argument("--viewers", type=int, default=1, help="burst: clinicians connected")
+    bench.add_argument("--devices", type=int, help="many hubs sending at once (e.g. 1000)")
+    bench.add_argument("--readings", type=int, default=4, help="devices: objects per hub")
+    bench.add_argument("--rest", action="store_true",
+                       help="single readings at --rate/s for --seconds, with history")
+    bench.add_argument("--patients", type=int, default=500, help="rest: patients")
+    bench.add_argument("--history-days", type=int, default=14, help="rest: days of history")
+    bench.add_argument("--rate", type=float, default=20.0, help="rest: readings per second")
+    bench.add_argument("--seconds", type=float, default=30.0, help="rest: how long")
+    bench.add_argument("--database", help="sqlite (default: a temp file), postgresql (a new "
+                       "database on the local server) or a PostgreSQL server URL; default "
+                       "TELEKOL_DATABASE_URL's server when it is PostgreSQL")
+    bench.add_argument("--timeout", type=float, default=300.0,
+                       help="seconds to wait for the last event")
     bench.set_defaults(run=_bench)
 
     wl_bench = sub.add_parser("bench-worklist", help="measure the work list in Chromium with "
@@ -256,9 +270,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from telekol.server.bench import run_bench
+    from telekol.server.bench import options_from, run_bench
 
-    return run_bench(messages=args.messages, as_json=args.json)
+    return run_bench(options_from(args), as_json=args.json)
 
 
 def _bench_worklist(args: argparse.Namespace, _settings: Settings) -> int:

@@ -8,9 +8,10 @@ event fetches it from /api/alerts?since=.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from telekol.server.models import Alert, Observation, Patient
 
 EVENTS_TOPIC = "telekol/v1/internal/events"
@@ -61,11 +62,19 @@ def alert_payload(alert: Alert, patient: Patient) -> dict[str, Any]:
 
 def observation_payload(observation: Observation, patient: Patient) -> dict[str, Any]:
     """Render a stored observation as a compact `observation` event."""
-    resource = json.loads(observation.resource)
+    return observation_view({"id": observation.id, "type_code": observation.type_code,
+                             "device_id": observation.device_id, "msg_id": observation.msg_id,
+                             "severity": observation.severity},
+                            orjson.loads(observation.resource), patient)
+
+
+def observation_view(row: Mapping[str, Any], resource: Mapping[str, Any],
+                     patient: Patient) -> dict[str, Any]:
+    """Render an observation's columns and FHIR resource as a compact `observation` event."""
     payload: dict[str, Any] = {
-        "id": observation.id, "patient": patient_ref(patient), "code": observation.type_code,
-        "effective": resource.get("effectiveDateTime"), "device": observation.device_id,
-        "msg_id": observation.msg_id, "severity": observation.severity,
+        "id": row["id"], "patient": patient_ref(patient), "code": row["type_code"],
+        "effective": resource.get("effectiveDateTime"), "device": row["device_id"],
+        "msg_id": row["msg_id"], "severity": row["severity"],
     }
     if "valueInteger" in resource:  # a questionnaire score
         payload["value"] = resource["valueInteger"]
@@ -81,14 +90,14 @@ def observation_payload(observation: Observation, patient: Patient) -> dict[str,
 
 def encode(batch: list[dict[str, Any]]) -> bytes:
     """Encode a batch of events for the internal topic."""
-    return json.dumps({"events": batch}, separators=(",", ":")).encode()
+    return orjson.dumps({"events": batch})
 
 
 def decode(payload: bytes) -> list[dict[str, Any]]:
     """Decode a batch published by a gateway; malformed input yields nothing."""
     try:
-        body = json.loads(payload)
-    except ValueError:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
         return []
     batch = body.get("events") if isinstance(body, dict) else None
     return [e for e in batch or [] if isinstance(e, dict) and "type" in e and "data" in e]

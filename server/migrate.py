@@ -67,6 +67,10 @@ def _create_triggers(connection: Connection) -> None:
         statements = _SQLITE_TRIGGERS
     for statement in statements:
         connection.exec_driver_sql(statement)
+    # Same reason, same moment: the triggers that date the rule inputs the gateway keeps.
+    from telekol.server.context_versions import create_triggers
+
+    create_triggers(connection)
 
 
 def make_revision(database_url: str, message: str) -> None:

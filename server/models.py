@@ -169,6 +169,19 @@ class Observation(SQLModel, table=True):
     resource: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class RuleContextVersion(SQLModel, table=True):
+    """How often a patient's rule inputs changed, so a gateway may keep them in memory.
+
+    `settings` counts changes to limits, plan, care team, consent, pause and name (database
+    triggers, server/context_versions.py); `readings` counts transactions that stored
+    readings or answers (the Recorder). A kept context is current while both match.
+    """
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    settings: int = 0
+    readings: int = 0
+
+
 class Alert(SQLModel, table=True):
     """Something a clinician must look at, stored before anyone is told."""
 

@@ -1,20 +1,21 @@
-"""Stored Observation rows: triage against the patient's limits, meta, validation."""
+"""Stored Observation rows: triage against the patient's limits, meta, the row's columns.
+
+The mapped resources are valid FHIR by construction, proven for every mapper's output in
+the tests and at start-up (server/mapper_check.py); only what a door changed in them is
+validated per reading (`validate=True`).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from telekol.fhir.codes import MEASUREMENT_TYPES, READING_CODES, type_for_reading
 from telekol.fhir.observation import Triage, profiles_for
 from telekol.fhir.reference_range import reference_ranges
 from telekol.fhir.validation import validate_resource
-from telekol.server.models import (
-    Observation,
-    Threshold,
-)
 from telekol.server.triage import (
     SEVERITY_ORDER,
     AlertRequest,
@@ -24,7 +25,7 @@ from telekol.server.triage import (
 )
 
 
-def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], Threshold | None],
+def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], ThresholdSet | None],
                     ) -> tuple[dict[str, Triage], dict[str, list[AlertRequest]]]:
     """Classify readings against the patient's limits: triage and alerts per measurement type.
 
@@ -34,11 +35,10 @@ def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], Thresho
     triage: dict[str, Triage] = {}
     alerts: dict[str, list[AlertRequest]] = {}
     for reading in readings:
-        limits_row = limits_for(reading.code)
-        if limits_row is None or reading.code not in READING_CODES:
+        limits = limits_for(reading.code)
+        if limits is None or reading.code not in READING_CODES:
             continue
         kind = type_for_reading(reading.code)
-        limits = _threshold_set(limits_row)
         found = classify(reading.value, limits)
         ranges = () if kind.code != reading.code else reference_ranges(
             red_low=limits.red_low, yellow_low=limits.yellow_low,
@@ -53,26 +53,27 @@ def triage_readings(readings: Sequence[Any], limits_for: Callable[[str], Thresho
     return triage, alerts
 
 
-def observation_row(observation_id: str, patient_id: str, device_id: str, msg_id: str,
-                    type_code: str, effective: datetime, now: datetime,
-                    resource: dict[str, Any]) -> Observation:
-    """Return the stored row of a mapped Observation, with id and meta added and validated."""
+def observation_resource(observation_id: str, type_code: str, now: datetime,
+                         resource: dict[str, Any]) -> dict[str, Any]:
+    """Return a mapped Observation with its id and meta added."""
     meta: dict[str, Any] = {"versionId": "1", "lastUpdated": _instant(now)}
     if profiles_for(type_code):  # FHIR forbids empty arrays (spirometry has no profile)
         meta["profile"] = profiles_for(type_code)
-    resource = {"resourceType": "Observation", "id": observation_id, "meta": meta,
-                **{k: v for k, v in resource.items() if k != "resourceType"}}
-    validate_resource(resource)
-    return Observation(
-        id=observation_id, patient_id=patient_id, device_id=device_id, msg_id=msg_id,
-        type_code=type_code, effective=effective, issued=now, value=_primary_value(resource),
-        severity=_severity(resource.get("interpretation")), last_updated=now,
-        resource=json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
+    return {"resourceType": "Observation", "id": observation_id, "meta": meta,
+            **{k: v for k, v in resource.items() if k != "resourceType"}}
 
 
-def _threshold_set(row: Threshold) -> ThresholdSet:
-    return ThresholdSet(row.measurement, row.red_low, row.yellow_low, row.yellow_high,
-                        row.red_high, row.set_by, row.set_at)
+def observation_values(patient_id: str, device_id: str, msg_id: str, type_code: str,
+                       effective: datetime, now: datetime, resource: dict[str, Any], *,
+                       validate: bool = False) -> dict[str, Any]:
+    """Return the stored row's columns of a complete Observation (`observation_resource`)."""
+    if validate:
+        validate_resource(resource)
+    return {"id": resource["id"], "patient_id": patient_id, "device_id": device_id,
+            "msg_id": msg_id, "type_code": type_code, "effective": effective, "issued": now,
+            "value": _primary_value(resource),
+            "severity": _severity(resource.get("interpretation")), "version_id": 1,
+            "last_updated": now, "resource": orjson.dumps(resource).decode()}
 
 
 _LABELS = {"spo2": "SpO2", "bp_sys": "Systolic blood pressure",

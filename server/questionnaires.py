@@ -1,6 +1,6 @@
 """Store questionnaire responses: ledger row, QuestionnaireResponse, score Observation.
 
-Every door reaches `record_response` through server/recording.py (the MQTT gateway, the
+Every door reaches `response_rows` through server/recording.py (the MQTT gateway, the
 patient's web form in server/self_report.py, telephone and paper entry in
 server/phone_entry.py, which names the clinician as author).
 `answer_readings` says what the alert rules read from a response.
@@ -8,12 +8,12 @@ server/phone_entry.py, which names the clinician as author).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+import orjson
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
 from telekol.fhir.questionnaire import (
     QUESTIONNAIRES,
@@ -23,7 +23,6 @@ from telekol.fhir.questionnaire import (
 )
 from telekol.fhir.validation import validate_resource
 from telekol.server import events
-from telekol.server.models import InboundMessage, Observation, StoredResource
 from telekol.server.rule_context import symptom_readings
 from telekol.server.rules import Reading
 
@@ -32,18 +31,27 @@ from telekol.server.rules import Reading
 WEB_SOURCE = "web:patient"
 
 
-def record_response(session: Session, answers: QuestionnaireAnswers, *, patient_id: str,
-                    device_id: str | None, received_at: datetime, now: datetime,
-                    new_id: Callable[[], str], source: str | None = None,
-                    author: dict[str, str] | None = None) -> Observation:
-    """Add the ledger row, the QuestionnaireResponse and the score Observation; return it.
+@dataclass(frozen=True)
+class ResponseRows:
+    """The rows one response is stored as: ledger, QuestionnaireResponse, score Observation."""
+
+    ledger: dict[str, Any]
+    response: dict[str, Any]  # StoredResource columns
+    score: dict[str, Any]  # Observation columns
+    resources: tuple[dict[str, Any], dict[str, Any]]  # (the response, the score) as FHIR
+
+
+def response_rows(answers: QuestionnaireAnswers, *, patient_id: str, device_id: str | None,
+                  received_at: datetime, now: datetime, new_id: Callable[[], str],
+                  source: str | None = None, author: dict[str, str] | None = None,
+                  ) -> ResponseRows:
+    """Return the rows that store a response and its score (the caller inserts them).
 
     `source` names the ledger's sender when there is no device (default: the patient's
-    web form); `author` replaces the response's author (a clinician who entered it).
+    web form); `author` replaces the response's author (a clinician who entered it), and
+    is validated: the mapped resources themselves are proven at start-up.
     """
     source = device_id or source or WEB_SOURCE
-    session.add(InboundMessage(device_id=source, msg_id=answers.msg_id, patient_id=patient_id,
-                               received_at=received_at, taken_at=answers.taken_at))
     kind, key = answers.questionnaire, f"{source}-{answers.msg_id}"
     response_id, observation_id = new_id(), new_id()
     meta = {"versionId": "1", "lastUpdated": events.instant(now)}
@@ -52,21 +60,25 @@ def record_response(session: Session, answers: QuestionnaireAnswers, *, patient_
         patient_id=patient_id, device_id=device_id, authored=answers.taken_at_text)
     if author is not None:
         response["author"] = author
-    session.add(StoredResource(
-        id=response_id, resource_type="QuestionnaireResponse", patient_id=patient_id,
-        effective=answers.taken_at, last_updated=now, resource=_json({**response, "meta": meta})))
+        validate_resource({**response, "meta": meta})
+    response = {**response, "meta": meta}
     total = score(answers.answers)
     observation = {"resourceType": "Observation", "id": observation_id, "meta": meta,
                    **score_observation(kind=kind, total=total, response_id=response_id, key=key,
                                        patient_id=patient_id, device_id=device_id,
                                        effective=answers.taken_at_text,
                                        issued=events.instant(now) or "")}
-    row = Observation(
-        id=observation_id, patient_id=patient_id, device_id=source, msg_id=answers.msg_id,
-        type_code=QUESTIONNAIRES[kind].type_code, effective=answers.taken_at, issued=now,
-        value=float(total), last_updated=now, resource=_json(observation))
-    session.add(row)
-    return row
+    return ResponseRows(
+        {"device_id": source, "msg_id": answers.msg_id, "patient_id": patient_id,
+         "received_at": received_at, "taken_at": answers.taken_at},
+        {"id": response_id, "resource_type": "QuestionnaireResponse", "patient_id": patient_id,
+         "effective": answers.taken_at, "last_updated": now, "version_id": 1,
+         "resource": _json(response)},
+        {"id": observation_id, "patient_id": patient_id, "device_id": source,
+         "msg_id": answers.msg_id, "type_code": QUESTIONNAIRES[kind].type_code,
+         "effective": answers.taken_at, "issued": now, "value": float(total), "severity": None,
+         "version_id": 1, "last_updated": now, "resource": _json(observation)},
+        (response, observation))
 
 
 def answer_readings(answers: QuestionnaireAnswers, total: int, received_at: datetime,
@@ -81,5 +93,4 @@ def answer_readings(answers: QuestionnaireAnswers, total: int, received_at: date
 
 
 def _json(resource: dict[str, Any]) -> str:
-    validate_resource(resource)
-    return json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(resource).decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from datetime import datetime, timedelta
 
@@ -11,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from telekol.device_gateway.payload import parse_measurements
 from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
+from telekol.server.alert_book import AlertBook
+from telekol.server.context_cache import ContextCache
 from telekol.server.ingest import IngestService, ParsedDelivery
 from telekol.server.models import Alert, PatientRuleSettings
 
@@ -226,21 +227,44 @@ def test_a_reading_uploaded_late_is_evaluated_and_marked_late(engine, hub) -> No
 
 
 def test_a_second_gateway_opening_the_same_alert_first_turns_ours_into_an_update(
-        engine, hub) -> None:
+        engine, hub, monkeypatch) -> None:
     device, _ = hub
     other = IngestService(engine, clock=lambda: NOW)
-    ids = itertools.count()
+    ours = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    checkout = ContextCache.checkout
 
-    def new_id() -> str:
-        if next(ids) == 0:  # another gateway commits the alert after our batch loaded context
-            other.ingest([measure(device, "theirs", NOW - timedelta(minutes=3), spo2=85)])
-        return f"obs-{next(ids)}"
+    def late_checkout(self, *args, **kwargs):  # another gateway commits the alert meanwhile
+        found = checkout(self, *args, **kwargs)
+        other.ingest([measure(device, "theirs", NOW - timedelta(minutes=3), spo2=85)])
+        return found
 
-    ours = IngestService(engine, clock=lambda: NOW, new_id=new_id)
+    ours.ingest([measure(device, "warm-up", NOW - timedelta(minutes=9), spo2=95)])
+    monkeypatch.setattr(ContextCache, "checkout", late_checkout)
     result = ours.ingest([measure(device, "ours", NOW - timedelta(minutes=2), spo2=84)])
     assert [s["result"] for _, s in result.statuses] == ["accepted"]
     [stored] = alerts(engine)
     assert stored.count == 2 and "84" in stored.reason
+
+
+def test_an_alert_opened_between_our_read_and_our_insert_reruns_the_batch_once(
+        engine, hub, monkeypatch) -> None:
+    device, patient = hub
+    load, loads = AlertBook.load, []
+
+    def load_then_race(self, patient_ids):  # the same rule's alert appears after our read
+        load(self, patient_ids)
+        loads.append(1)
+        if len(loads) == 1:
+            self.session.add(Alert(patient_id=patient, rule="threshold:spo2", severity="red",
+                                   reason="theirs", created_at=NOW, updated_at=NOW))
+            self.session.flush()
+
+    monkeypatch.setattr(AlertBook, "load", load_then_race)
+    result = IngestService(engine, clock=lambda: NOW).ingest(
+        [measure(device, "ours", NOW - timedelta(minutes=2), spo2=84)])
+    assert [s["result"] for _, s in result.statuses] == ["accepted"] and len(loads) == 2
+    [stored] = alerts(engine)
+    assert (stored.count, stored.reason[:8]) == (1, "SpO2 84 ")
 
 
 def test_the_database_refuses_a_second_unresolved_alert_per_patient_and_rule(engine,

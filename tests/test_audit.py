@@ -335,6 +335,61 @@ def test_every_event_pushed_to_a_connected_user_is_recorded_before_the_push(
     assert [kind for kind, _, _ in bridge.sio.emitted] == ["alert", "alert"]
 
 
+def observation_event(patient: str, observation_id: str, orgs: list[str]) -> dict[str, Any]:
+    rooms = [f"org:{o}" for o in orgs] + [f"patient:{patient}"]
+    return {"type": "observation", "rooms": rooms,
+            "data": {"id": observation_id, "patient": {"id": patient}}}
+
+
+def test_a_batch_is_recorded_once_per_user_and_patient_naming_every_event(engine,
+                                                                          bridge) -> None:
+    batch = [alert_event("p1", 5, ["muni-aalby"]), observation_event("p1", "x", ["muni-aalby"]),
+             observation_event("p2", "y", ["muni-aalby", "gp-torvet"]),
+             observation_event("p1", "z", ["muni-aalby"])]
+    bridge.deliver(batch)
+    assert [(r.username, r.patient_id, r.resource, r.detail) for r in chain(engine)] == [
+        ("nurse.aalby", "p1", "alert/5,observation/x,observation/z", "3 live events"),
+        ("nurse.aalby", "p2", "observation/y", ""),
+        ("gp.torvet", "p2", "observation/y", "")]
+    assert len(bridge.sio.emitted) == 4
+
+
+def test_a_long_batch_names_what_fits_and_counts_the_rest() -> None:
+    from telekol.server.web.live import _listed
+
+    resources = [f"observation/{index:032d}" for index in range(40)]
+    listed = _listed(resources)
+    assert len(listed) <= 300 and listed.endswith(f",+{40 - listed.count('observation/')} more")
+    assert _listed(resources[:2]) == ",".join(resources[:2])
+
+
+def test_bulk_appends_keep_the_chain_intact_between_single_ones(engine, bridge) -> None:
+    audit.record(engine, [entry()])
+    bridge.deliver([alert_event("p1", 5, ["gp-torvet", "muni-aalby"])])
+    audit.record(engine, [entry()])
+    bridge.deliver([alert_event("p1", 6, ["muni-aalby"]), alert_event("p3", 7, ["gp-torvet"])])
+    with Session(engine) as session:
+        check = audit.verify(session)
+    assert check.ok and check.checked == 2 + 2 + 2
+
+
+def test_broker_messages_are_audited_and_pushed_by_the_delivery_thread(engine, bridge) -> None:
+    from telekol.server import events
+
+    class Message:
+        topic = events.EVENTS_TOPIC
+        payload = events.encode([alert_event("p1", 5, ["muni-aalby"])])
+
+    bridge._on_message(None, None, Message())  # paho's network thread only queues it
+    bridge._on_message(None, None, Message())
+    assert chain(engine) == [] and bridge.sio.emitted == []
+    bridge.arrived.put(None)  # stop after what has arrived
+    bridge.worker.start()
+    bridge.worker.join(timeout=20)
+    [row] = chain(engine)  # both messages delivered as one batch: one record
+    assert (row.resource, len(bridge.sio.emitted)) == ("alert/5,alert/5", 2)
+
+
 def test_a_user_who_has_disconnected_is_not_recorded_as_shown_an_event(engine, bridge) -> None:
     bridge.viewers.remove("tab-3")
     bridge.deliver([alert_event("p1", 5, ["gp-torvet", "muni-aalby"])])

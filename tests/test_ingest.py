@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlmodel import Session, col, func, select
 from telekol.device_gateway.payload import parse_measurements
+from telekol.server.context_cache import ContextCache
 from telekol.server.db import session_scope
 from telekol.server.ingest import IngestService, ParsedDelivery
 from telekol.server.models import (
@@ -125,26 +127,33 @@ def test_a_device_without_a_patient_is_rejected_with_a_reason(engine, fixture) -
     assert count(engine, Observation) == 0
 
 
-def test_a_second_gateway_storing_the_same_key_first_yields_a_duplicate(engine, fixture) -> None:
+def test_a_key_another_gateway_stored_first_is_answered_duplicate(engine, fixture) -> None:
     device = fixture["devices"][0]["device_id"]
-    ours = delivery(device, reading("race", 95))
-    IngestService(engine, clock=lambda: NOW).ingest([ours])  # the other process wins
-    service = IngestService(engine, clock=lambda: NOW)
-    # Simulate the race: our ledger lookup saw nothing, the insert then conflicts.
-    original = service._ingest_committed
-    calls = []
-
-    def racing(deliveries):
-        calls.append(len(deliveries))
-        if len(calls) == 1:
-            from sqlalchemy.exc import IntegrityError
-
-            raise IntegrityError("insert", {}, Exception("duplicate key"))
-        return original(deliveries)
-
-    service._ingest_committed = racing  # type: ignore[method-assign]
-    result = service.ingest([ours, delivery(device, reading("fresh", 95))])
+    IngestService(engine, clock=lambda: NOW).ingest([delivery(device, reading("race", 95))])
+    result = IngestService(engine, clock=lambda: NOW).ingest(
+        [delivery(device, reading("race", 95)), delivery(device, reading("fresh", 95))])
     assert [s["result"] for _, s in result.statuses] == ["duplicate", "accepted"]
+
+
+def test_two_gateways_racing_for_the_same_keys_store_each_exactly_once(engine, fixture) -> None:
+    device = fixture["devices"][0]["device_id"]
+    batches = [[delivery(device, reading(f"k{i}-{j}", 95)) for j in range(5)] for i in range(6)]
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def gateway() -> None:
+        service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+        start.wait(timeout=10)
+        for batch in batches:
+            answers.extend(s["result"] for _, s in service.ingest(batch).statuses)
+
+    threads = [threading.Thread(target=gateway) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == ["accepted"] * 30 + ["duplicate"] * 30
+    assert count(engine, InboundMessage) == count(engine, Observation) == 30
 
 
 def test_device_metadata_is_kept(engine, fixture) -> None:
@@ -224,3 +233,72 @@ def test_stored_observations_hold_no_empty_arrays(engine, fixture, code) -> None
     with Session(engine) as session:
         stored = json.loads(session.exec(select(Observation)).one().resource)
     assert not _has_empty_list(stored)
+
+
+class Statements:
+    """Count the SQL statements an engine runs and the rows they write (executemany rows)."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.seen = engine, []
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, _conn, _cursor, statement, _parameters, context, _executemany) -> None:
+        # One parameter set per row, also when SQLAlchemy renders many rows into one
+        # INSERT .. VALUES (..), (..) RETURNING.
+        rows = len(context.compiled_parameters) if context.compiled_parameters else 1
+        self.seen.append((" ".join(statement.split()[:3]).upper(), rows))
+
+    def stop(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def starting(self, prefix: str) -> list[int]:
+        return [rows for text, rows in self.seen if text.startswith(prefix)]
+
+
+def burst(device: str, tag: str, count: int) -> ParsedDelivery:
+    """Return one delivery holding `count` normal readings (a hub's backlog)."""
+    return delivery(device, *[{**reading(f"{tag}-{i}", 95 + i % 3, minutes_ago=count - i),
+                               "readings": [{"code": "spo2", "value": 95 + i % 3},
+                                            {"code": "pulse", "value": 70 + i % 5}]}
+                              for i in range(count)])
+
+
+def test_a_batch_is_one_insert_per_table_whatever_its_size(engine, fixture) -> None:
+    devices = [d["device_id"] for d in fixture["devices"][:3]]
+    service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    service.ingest([burst(d, f"warm-{d}", 1) for d in devices])  # contexts now kept
+    counted = []
+    for size in (2, 20):
+        statements = Statements(engine)
+        result = service.ingest([burst(d, f"n{size}-{d}", size) for d in devices])
+        statements.stop()
+        assert {s["result"] for _, s in result.statuses} == {"accepted"}
+        counted.append(len(statements.seen))
+        assert statements.starting("INSERT INTO INBOUNDMESSAGE") == [3 * size]
+        assert statements.starting("INSERT INTO OBSERVATION") == [3 * size * 2]
+        assert statements.starting("UPDATE DEVICE SET") == [3]
+    assert counted[0] == counted[1]  # ten times the readings, the same statements
+
+
+def test_a_hubs_backlog_costs_in_proportion_to_its_length(engine, fixture, monkeypatch) -> None:
+    from telekol.server.rules.snapshot import ReadingIndex
+
+    indexed = []
+    add = ReadingIndex.add
+    monkeypatch.setattr(ReadingIndex, "add", lambda self, r: (indexed.append(1), add(self, r)))
+    service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    cost = {}
+    for size, device in ((40, fixture["devices"][0]["device_id"]),
+                         (160, fixture["devices"][1]["device_id"])):
+        service.ingest([burst(device, f"warm-{size}", 1)])
+        indexed.clear()
+        statements = Statements(engine)
+        service.ingest([burst(device, f"backlog-{size}", size)])
+        statements.stop()
+        cost[size] = (len(statements.seen), sum(rows for _, rows in statements.seen),
+                      len(indexed))
+    assert cost[160][0] == cost[40][0]  # statements: a constant per batch
+    # Rows written and readings indexed grow by the same amount per object: 1 ledger row
+    # and 2 Observations; each reading indexed once for the rules, once kept after commit.
+    assert cost[160][1] - cost[40][1] == 120 * 3
+    assert cost[160][2] - cost[40][2] == 120 * 4

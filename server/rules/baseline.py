@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from telekol.server.rules.snapshot import PatientContext, Reading
 from telekol.server.rules.wording import label, num, quantity
@@ -17,7 +18,12 @@ def spo2_drop(reading: Reading | None, ctx: PatientContext) -> list[AlertRequest
     if reading is None or reading.code != "spo2":
         return []
     day = ctx.local(reading.taken_at).date() - timedelta(days=1)
-    earlier = ctx.history("spo2", reading.taken_at - timedelta(days=2), reading.taken_at)
+    # Only readings near yesterday's local midnights can be of yesterday (a day is at most
+    # 25 h long); looking at those alone keeps a day of many readings from costing each one.
+    midnight = datetime.combine(day, time(), tzinfo=ZoneInfo(ctx.timezone)).astimezone(UTC)
+    earlier = ctx.history("spo2", max(reading.taken_at - timedelta(days=2),
+                                      midnight - timedelta(hours=3)),
+                          min(reading.taken_at, midnight + timedelta(hours=27)))
     yesterday = [r.value for r in earlier if ctx.local(r.taken_at).date() == day]
     if not yesterday:
         return []

@@ -71,16 +71,14 @@ def _steady_lag(reading: Reading, ctx: PatientContext) -> float | None:
     A buffering hub uploads old readings with a fresh one on top, or at times that vary;
     only a clock that is behind makes even the newest reading equally old in every upload.
     """
-    newest: dict[object, Reading] = {}
-    mine = (r for r in ctx.recent
-            if r.device_id == reading.device_id and r.received_at <= reading.received_at)
-    for r in mine:
-        if r.received_at not in newest or r.taken_at > newest[r.received_at].taken_at:
-            newest[r.received_at] = r
-    if newest.get(reading.received_at, reading).taken_at > reading.taken_at:
-        return None  # judged once per upload, on its newest reading
+    assert reading.device_id is not None
     count = int(ctx.parameters.clock_uploads.value)
-    uploads = sorted(newest.values(), key=lambda r: r.received_at)[-count:]
+    latest = ctx.uploads(reading.device_id, reading.received_at, last=1)
+    if latest and latest[-1].received_at == reading.received_at and (
+            latest[-1].taken_at > reading.taken_at):
+        return None  # judged once per upload, on its newest reading
+    uploads = ctx.uploads(reading.device_id, reading.received_at,
+                          last=count if count > 0 else None)
     if len(uploads) < count:
         return None
     lags = [(r.received_at - r.taken_at).total_seconds() / 60 for r in uploads]

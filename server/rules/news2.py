@@ -68,10 +68,10 @@ def _session(reading: Reading, ctx: PatientContext) -> dict[str, float]:
     for code in MEASURED:
         if code == reading.code:
             continue
-        near = ctx.history(code, reading.taken_at - window,
+        near = ctx.nearest(code, reading.taken_at, reading.taken_at - window,
                            reading.taken_at + window + timedelta(microseconds=1))
-        if near:
-            values[code] = min(near, key=lambda r: abs(r.taken_at - reading.taken_at)).value
+        if near is not None:
+            values[code] = near.value
     return {code: values[code] for code in MEASURED if code in values}
 
 

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
     from telekol.clinician_ui import bp as ui_bp
+    from telekol.server.mapper_check import ensure_valid
     from telekol.server.web import (  # one blueprint per area of the JSON door
         admin_api,  # organisations and users, administrators only
         api,  # alerts, inbox, patient list, quarantine
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     )
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
 
+    ensure_valid()  # the doors store mapped resources without validating each one
     settings = settings or load_settings()
     # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
     # No app-level /static: the UI blueprint serves its own assets there.
