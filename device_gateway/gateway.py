@@ -30,7 +30,7 @@ from telekol.device_gateway.topics import (
     parse_topic,
     status_topic,
 )
-from telekol.server import events
+from telekol.server import events, metrics
 from telekol.server.broker import service_password
 from telekol.server.config import Settings, stored_secret
 from telekol.server.db import make_engine, utcnow
@@ -134,6 +134,7 @@ class Gateway:
         try:
             self.inbox.put(Inbound(message.topic, bytes(message.payload), message.mid,
                                    message.qos, utcnow(), self.generation))
+            metrics.message_received()
         except Exception:
             log.exception("could not queue a message")
 
@@ -182,6 +183,7 @@ class Gateway:
         for inbound in batch:
             if inbound.generation == self.generation:
                 self.client.ack(inbound.mid, inbound.qos)
+        metrics.batch_stored((i.received_at for i in batch), utcnow(), self.inbox.qsize())
         log.debug("batch of %d messages: %d statuses in %.1f ms", len(batch),
                  len(result.statuses), (time.perf_counter() - started) * 1000)
 

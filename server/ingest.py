@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
 from telekol.server.db import utcnow
+from telekol.server.metrics import timed_ingest
 from telekol.server.models import Device, InboundMessage, QuarantinedMessage
 from telekol.server.recording import Recorder
 
@@ -60,6 +61,7 @@ class IngestService:
         self.clock = clock
         self.new_id = new_id
 
+    @timed_ingest
     def ingest(self, deliveries: Sequence[ParsedDelivery]) -> IngestResult:
         """Store a batch in one transaction; fall back to one by one on a key conflict."""
         try:
@@ -75,6 +77,7 @@ class IngestService:
                     result.extend(self._ingest_committed([delivery]))
             return result
 
+    @timed_ingest
     def quarantine(self, delivery: ParsedDelivery, errors: list[str]) -> IngestResult:
         """Keep a whole delivery in quarantine with `errors` and answer each object rejected."""
         with Session(self.engine) as session:
