@@ -31,7 +31,7 @@ from telekol.device_gateway.topics import (
     parse_topic,
     status_topic,
 )
-from telekol.server import events
+from telekol.server import events, metrics
 from telekol.server.broker import service_password
 from telekol.server.config import Settings, stored_secret
 from telekol.server.context_cache import ContextCache
@@ -146,6 +146,7 @@ class Gateway:
         try:
             self.inbox.put(Inbound(message.topic, bytes(message.payload), message.mid,
                                    message.qos, utcnow(), self.generation))
+            metrics.message_received()
         except Exception:
             log.exception("could not queue a message")
 
@@ -194,6 +195,7 @@ class Gateway:
         for inbound in batch:
             if inbound.generation == self.generation:
                 self.client.ack(inbound.mid, inbound.qos)
+        metrics.batch_stored((i.received_at for i in batch), utcnow(), self.inbox.qsize())
         log.debug("batch of %d messages: %d statuses in %.1f ms", len(batch),
                  len(result.statuses), (time.perf_counter() - started) * 1000)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -63,6 +64,27 @@ pattern read telekol/v1/devices/%u/status
 
 class BrokerError(RuntimeError):
     """The project broker could not be configured, started or stopped."""
+
+
+class PortInUse(BrokerError):
+    """Something else already listens where a part of the stack should."""
+
+
+def ensure_port_free(host: str, port: int, what: str, variable: str) -> None:
+    """Raise PortInUse, naming `what` and the setting to change, if host:port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers themselves bind: a port left in TIME_WAIT counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise BrokerError(f"cannot listen on the {what} address {host}:{port} "
+                                  f"({error.strerror})") from None
+            raise PortInUse(f"the {what} port {host}:{port} is already in use: is another "
+                            f"broker or TeleKOL stack running? Stop it, or choose another port "
+                            f"with {variable}.") from None
 
 
 def hash_password(password: str) -> str:

@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    return int(args.run(args, load_settings()) or 0)
+    settings = load_settings()
+    if getattr(args, "metrics", False):
+        from telekol.server.metrics_files import use_folder
+
+        use_folder(settings)  # before anything makes a metric (server/metrics_files.py)
+    return int(args.run(args, settings) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,12 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON document")
     evaluate.set_defaults(run=_evaluate_rules)
 
-    sub.add_parser("server", help="run the web server").set_defaults(run=_server)
-    sub.add_parser("gateway", help="run the device gateway").set_defaults(run=_gateway)
+    sub.add_parser("server", help="run the web server").set_defaults(run=_server, metrics=True)
+    sub.add_parser("gateway", help="run the device gateway").set_defaults(run=_gateway,
+                                                                          metrics=True)
     sub.add_parser("broker", help="run the project's Mosquitto").set_defaults(run=_broker)
     scheduler = sub.add_parser("scheduler", help="run escalations and time-based rules")
     scheduler.add_argument("--interval", type=float, default=30.0, help="seconds between runs")
-    scheduler.set_defaults(run=_scheduler)
+    scheduler.set_defaults(run=_scheduler, metrics=True)
 
     simulate = sub.add_parser(
         "simulate", help="run home hubs for the demo patients",
@@ -235,10 +241,14 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _broker(_args: argparse.Namespace, settings: Settings) -> int:
-    from telekol.server.broker import BrokerProcess
+    from telekol.server.broker import BrokerError, BrokerProcess, ensure_port_free
     from telekol.server.migrate import upgrade
     from telekol.server.provisioning import sync_broker
 
+    try:
+        ensure_port_free(settings.mqtt_host, settings.mqtt_port, "MQTT", "TELEKOL_MQTT_PORT")
+    except BrokerError as error:
+        return _refuse(error)
     upgrade(settings.database_url)
     sync_broker(_engine(settings), settings)
     stop = threading.Event()
@@ -263,10 +273,19 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from telekol.server.broker import BrokerError
     from telekol.server.supervisor import run_demo
 
-    return run_demo(settings, simulate=not args.no_simulate, patients=max(args.patients, 8),
-                    history_days=args.history_days)
+    try:
+        return run_demo(settings, simulate=not args.no_simulate,
+                        patients=max(args.patients, 8), history_days=args.history_days)
+    except BrokerError as error:  # a port is taken: nothing was seeded or started
+        return _refuse(error)
+
+
+def _refuse(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,6 +27,7 @@ class Settings:
     http_workers: int = 2  # web server processes
     http_threads: int = 100  # per process; each open live connection holds one
     http_db_connections: int = 10  # per process: requests working on the database at once
+    metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
 
     @property
     def broker_dir(self) -> Path:
@@ -56,6 +57,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_workers=_positive(env, "TELEKOL_HTTP_WORKERS", 2),
         http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
+        metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
     )
 
 

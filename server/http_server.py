@@ -56,7 +56,8 @@ def options(settings: Settings) -> dict[str, Any]:
             "graceful_timeout": GRACEFUL_SECONDS, "keepalive": KEEPALIVE_SECONDS,
             "accesslog": "-", "access_log_format": ACCESS_FORMAT, "errorlog": "-",
             "logger_class": ProcessLog, "proc_name": "telekol-server",
-            "control_socket_disable": True}  # one per user by default: stacks would share it
+            "control_socket_disable": True,  # one per user by default: stacks would share it
+            "child_exit": _worker_ended}
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
@@ -115,6 +116,13 @@ class LiveWorker(ThreadWorker):  # type: ignore[misc]
             app = getattr(self, "wsgi", None)  # None while the app is still loading
             threading.Thread(target=_end_live, args=(app,), daemon=True).start()
         super().handle_exit(sig, frame)
+
+
+def _worker_ended(_arbiter: Any, worker: Any) -> None:
+    # Its gauges (pool use, live connections) leave the sums; its counters stay.
+    from telekol.server.metrics_files import process_ended
+
+    process_ended(worker.pid)
 
 
 def _end_live(app: Flask | None) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
-from telekol.server import alert_lifecycle, events
+from telekol.server import alert_lifecycle, events, metrics
 from telekol.server.access import visible_patient_ids
 from telekol.server.models import Alert, CareTeamMember, InboxItem, Patient, User
 
@@ -27,6 +27,7 @@ class ItemNotFound(LookupError):
 def after_change(session: Session, alert: Alert, action: str, actor: str, now: datetime,
                  user_id: int | None = None) -> None:
     """Audit a created/updated alert and inform the GP when it is red (alert has an id)."""
+    metrics.alert_written(session, alert.severity, action)  # counted once committed
     alert_lifecycle.record(session, alert, action, actor, now, user_id,
                            f"{alert.severity}: {alert.reason}")
     if alert.severity == "red":

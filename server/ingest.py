@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
 from telekol.server.context_cache import ContextCache
 from telekol.server.db import utcnow
+from telekol.server.metrics import timed_ingest
 from telekol.server.models import Device, InboundMessage, QuarantinedMessage
 from telekol.server.recording import Recorder
 
@@ -98,6 +99,7 @@ class IngestService:
         self.new_id = new_id or RandomIds()
         self.cache = cache
 
+    @timed_ingest
     def ingest(self, deliveries: Sequence[ParsedDelivery]) -> IngestResult:
         """Store a batch in one transaction; answer each object accepted, duplicate or
         rejected."""
@@ -121,6 +123,7 @@ class IngestService:
             self.cache.keep(batch.recorded.history, batch.recorded.counted)
         return result
 
+    @timed_ingest
     def quarantine(self, delivery: ParsedDelivery, errors: list[str]) -> IngestResult:
         """Keep a whole delivery in quarantine with `errors` and answer each object rejected."""
         with Session(self.engine) as session:

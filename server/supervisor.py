@@ -17,6 +17,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from telekol.server import metrics_files
+from telekol.server.broker import ensure_port_free
 from telekol.server.config import Settings
 from telekol.server.db import make_engine, session_scope
 from telekol.server.demo_history_seed import seed_demo_history
@@ -109,8 +111,13 @@ def prepare(settings: Settings, patients: int, history_days: int = 0) -> dict:
 
 def run_demo(settings: Settings, *, simulate: bool, patients: int,
              history_days: int = 90) -> int:
-    """Run the whole platform until interrupted."""
+    """Run the whole platform until interrupted; refuse (PortInUse) if a port is taken."""
+    # Checked before anything is seeded or started: with the port taken, the simulator
+    # would publish into whatever broker holds it.
+    ensure_port_free(settings.mqtt_host, settings.mqtt_port, "MQTT", "TELEKOL_MQTT_PORT")
+    ensure_port_free(settings.http_host, settings.http_port, "HTTP", "TELEKOL_HTTP_PORT")
     fixture = prepare(settings, patients, history_days)
+    metrics_files.clear(settings)  # a new stack: no process of an earlier one is left
     env = child_env(settings)
     parts = [Part("broker", ["broker"]), Part("gateway", ["gateway"]), Part("server", ["server"])]
     parts.append(Part("scheduler", ["scheduler"]))

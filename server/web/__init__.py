@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
+from telekol.server.metrics import watch_pool
 from telekol.server.web.context import DB_WAIT_SECONDS, AppServices, busy, close_db
 from telekol.server.web.extensions import babel, csrf, login_manager, socketio
 from telekol.server.web.locale import here_without_lang, select_locale
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
         health,
         me_api,  # readings over time for the charts
         messages_api,  # threads about a patient, unread counts
+        metrics_view,  # GET /metrics, the timing of every request
         phone_api,  # readings and answers given by telephone
     )
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     # work on the database at once; more wait up to DB_WAIT_SECONDS, then get 503.
     engine = make_engine(settings.database_url, pool_size=settings.http_db_connections,
                          pool_timeout=DB_WAIT_SECONDS)
+    watch_pool(engine, "requests")
     services = AppServices(settings, engine,
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))
     app.extensions["telekol"] = services
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                    default_translation_directories=str(_translations_dir()))
     app.jinja_env.globals.update(get_locale=get_locale, here_without_lang=here_without_lang)
     socketio.init_app(app, async_mode="threading")
+    metrics_view.init_app(app)  # GET /metrics; its request timing hooks go first
     for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp, me_api.bp,
                       messages_api.bp, admin_api.bp, episode_api.bp, audit_api.bp,
                       care_plan_api.bp, phone_api.bp):
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     if live:
         # Its own small pool: live pushes are audited even while requests fill the app's.
         bridge_engine = make_engine(settings.database_url, pool_size=2)
+        watch_pool(bridge_engine, "live")
         services.bridge = live_door.LiveBridge(settings, socketio, bridge_engine)
         services.bridge.start()
     return app

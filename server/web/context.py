@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings
+from telekol.server.metrics import POOL_TIMEOUTS
 
 if TYPE_CHECKING:
     from telekol.server.web.live import LiveBridge
@@ -90,6 +91,7 @@ def unavailable(reason: str, page_text: str) -> Response:
 
 def busy(_error: Exception) -> Response:
     """Answer a request that found no free database connection in time (pool timeout)."""
+    POOL_TIMEOUTS.inc()
     log.warning("no database connection free within %.0f s; %s %s answered 503",
                 DB_WAIT_SECONDS, request.method, request.endpoint)
     return unavailable(BUSY, _("The server is busy. Please try again in a moment."))

@@ -32,7 +32,7 @@ from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.engine import Engine
 from telekol.device_gateway.mqtt import make_client
-from telekol.server import audit, events
+from telekol.server import audit, events, metrics
 from telekol.server.access import rooms_of
 from telekol.server.broker import service_password
 from telekol.server.config import Settings
@@ -56,11 +56,13 @@ class Viewers:
         """Remember a connection and the rooms it joined."""
         with self._lock:
             self._by_sid[sid] = (actor, frozenset(rooms))
+            metrics.LIVE_CONNECTIONS.set(len(self._by_sid))
 
     def remove(self, sid: str) -> None:
         """Forget a connection that has gone."""
         with self._lock:
             self._by_sid.pop(sid, None)
+            metrics.LIVE_CONNECTIONS.set(len(self._by_sid))
 
     def reached_by(self, rooms: list[str]) -> list[audit.Actor]:
         """Return the users (once each, however many tabs) connected to any of `rooms`."""
@@ -247,11 +249,13 @@ class LiveBridge:
         except Exception as error:
             log.error("could not audit %d live event(s) (%s); not pushed", len(batch),
                       type(error).__name__)
+            metrics.LIVE_WITHHELD.inc(len(batch))
             return
         for event in batch:
             rooms = [r for r in event.get("rooms", []) if isinstance(r, str)]
             if rooms:
                 self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
+        metrics.live_pushed(batch, self.viewers.reached_by)
 
     def _gateway_report(self, payload: bytes) -> None:
         try:
