@@ -295,6 +295,7 @@ NOT_PATIENT_DATA: dict[str, str] = {
     "GET /login": "the login form", "POST /login": "credentials",
     "POST /logout": "ends the session", "GET /language/<code>": "remembers a language",
     "GET /static/<path:filename>": "assets", "GET /healthz": "health of the platform",
+    "GET /metrics": "counts and timings for the operator; nothing clinical, names no patient",
     "POST /api/auth/token": "credentials",
     "GET /fhir/metadata": "the CapabilityStatement",
     "GET /questionnaire/<kind>": "the blank questionnaire form",
