@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,11 +55,27 @@ def _create_pg_database(template: str | None = None) -> tuple[str, str]:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", name
 
 
-def _drop_pg_database(name: str) -> None:
+# PostgreSQL databases this session created, dropped when the session finishes.
+CREATED_PG: list[str] = []
+
+
+def _drop_pg_databases(names: list[str]) -> None:
     admin = _admin()
     with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the session's PostgreSQL databases once every test and fixture is done.
+
+    Here rather than in a fixture's teardown: each DROP DATABASE waits for a checkpoint, and
+    several hundred of them on a loaded machine outlast pytest-timeout's limit for the last
+    test, whose teardown would run them.
+    """
+    if CREATED_PG:
+        _drop_pg_databases(CREATED_PG)
 
 
 @dataclass
@@ -73,9 +89,8 @@ class Template:
 
 
 @pytest.fixture(scope="session")
-def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Return make(backend, template=None) -> URL of a fresh database; drop them at the end."""
-    created: list[str] = []
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """Return make(backend, template=None) -> URL of a fresh database (dropped at the end)."""
 
     def make(backend: str, template: Template | None = None) -> str:
         if backend == "sqlite":
@@ -85,14 +100,12 @@ def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
             url = f"sqlite:///{path}"
         else:
             url, name = _create_pg_database(template.name if template else None)
-            created.append(name)
+            CREATED_PG.append(name)
         if template is None:
             upgrade(url)
         return url
 
-    yield make
-    for name in created:
-        _drop_pg_database(name)
+    return make
 
 
 @pytest.fixture(scope="session")
