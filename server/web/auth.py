@@ -15,6 +15,7 @@ from telekol.server.accounts import SESSION_LIFETIME, LoginThrottle, authenticat
 from telekol.server.db import utcnow
 from telekol.server.models import User
 from telekol.server.web.context import db, services
+from telekol.server.web.errors import outcome_response
 from telekol.server.web.extensions import login_manager
 
 bp = Blueprint("auth", __name__)
@@ -104,8 +105,6 @@ def user_for_token(token: str) -> User | None:
 def unauthorized():  # type: ignore[no-untyped-def]
     """Answer 401 on machine doors and send browsers to the login page."""
     if request.path.startswith("/fhir"):
-        from telekol.server.web.fhir_api import outcome_response
-
         response = outcome_response(401, "login", "Authentication required")
     elif request.path.startswith("/api"):
         response = jsonify(error="authentication required")

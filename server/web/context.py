@@ -21,6 +21,7 @@ from sqlmodel import Session
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings
 from telekol.server.metrics import POOL_TIMEOUTS
+from telekol.server.web.errors import outcome_response
 
 if TYPE_CHECKING:
     from telekol.server.web.live import LiveBridge
@@ -77,8 +78,6 @@ def unavailable(reason: str, page_text: str) -> Response:
     """Answer 503 with Retry-After in the door's format (JSON, OperationOutcome or text)."""
     door = door_of(request.path)
     if door == "fhir":
-        from telekol.server.web.fhir_http import outcome_response
-
         response = outcome_response(503, "transient", reason)
     elif door == "api":
         response = jsonify(error=reason)

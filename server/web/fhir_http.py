@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
@@ -10,28 +9,18 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 from flask_wtf.csrf import CSRFError
-from telekol.fhir.outcome import operation_outcome
 from telekol.server.fhir_paging import InvalidCursor, Page
 from telekol.server.fhir_search import SearchError
 from telekol.server.web.auth import signed_in
+from telekol.server.web.errors import FHIR_JSON, fhir_response, outcome_response
 from telekol.server.web.extensions import csrf
 from werkzeug.exceptions import HTTPException
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 csrf.exempt(bp)
 
-FHIR_JSON = "application/fhir+json"
 _ACCEPTABLE = {FHIR_JSON, "application/json", "application/json+fhir", "*/*", "application/*"}
 JSON_FORMATS = ("json", FHIR_JSON, "application/json", "application/json+fhir")
-
-
-def fhir_response(resource: dict[str, Any], status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    """Return a resource as application/fhir+json."""
-    body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
-    response = Response(body, status=status, mimetype=FHIR_JSON)
-    response.headers.update(headers or {})
-    return response
 
 
 def resource_response(resource: dict[str, Any], status: int = 200,
@@ -39,11 +28,6 @@ def resource_response(resource: dict[str, Any], status: int = 200,
     """Return a read resource with its ETag (weak, from meta.versionId)."""
     etag = {"ETag": f'W/"{resource["meta"]["versionId"]}"'}
     return fhir_response(resource, status, {**etag, **(headers or {})})
-
-
-def outcome_response(status: int, code: str, diagnostics: str) -> Response:
-    """Return an OperationOutcome error with `status`."""
-    return fhir_response(operation_outcome("error", code, diagnostics), status)
 
 
 def not_found(kind: str, ident: str) -> Response:
