@@ -1,24 +1,33 @@
-"""The FHIR REST door at /fhir: reads, searches and $everything; writes are in fhir_write."""
+"""The FHIR REST door at /fhir: reads, searches and $everything; writes are in fhir_write.
+
+Importing it registers every resource family on the one `/fhir` blueprint.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from flask import Response, request
 from sqlmodel import col, select
 from telekol.server import fhir_directory as directory
 from telekol.server import fhir_resources
-from telekol.server.access import visible_patient, visible_patient_ids
-from telekol.server.fhir_paging import Page, SortKey, fetch_page
+from telekol.server.access import visible_patient
+from telekol.server.fhir_paging import Page
 from telekol.server.fhir_search import (
-    count_param,
     observation_filter,
     observation_sort,
-    summary_count,
 )
 from telekol.server.models import Device, Observation, Patient, StoredResource
+from telekol.server.web import (
+    fhir_audit_api,
+    fhir_care_plan_api,
+    fhir_directory_api,
+    fhir_episode_api,
+    fhir_questionnaire_api,
+    fhir_task_api,
+    fhir_write,
+)
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
@@ -32,50 +41,11 @@ from telekol.server.web.fhir_http import (
     resource_response,
     searchset,
 )
+from telekol.server.web.fhir_searchset import search
 
 __all__ = ["bp", "fhir_audit_api", "fhir_care_plan_api", "fhir_directory_api",
            "fhir_episode_api", "fhir_questionnaire_api", "fhir_task_api", "fhir_write",
            "outcome_response"]
-# Search parameters recorded by name only: an identifier's value may be a CPR number.
-_UNRECORDED = {"identifier"}
-
-
-def search(kind: str, query: Any, key: SortKey, render: Callable[[Any], dict[str, Any]],
-           include: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
-           patient_of: Callable[[Any], str | None] | None = None) -> Response:
-    """Answer a search: one keyset page of `query` rendered, plus included resources.
-
-    With `patient_of`, note the patients of the page (and those the search names) for the
-    audit log.
-    """
-    params = request.args.to_dict(flat=False)
-    page = fetch_page(db(), query, key, count_param(params),
-                      params.get("_cursor", [None])[-1], summary_count(params))
-    if patient_of is not None:
-        shown = [patient for patient in map(patient_of, page.rows) if patient]
-        note([*shown, *_named_patients(params)], "search", audited_search(kind, params))
-    matches = [render(row) for row in page.rows]
-    included = include(matches) if include and matches else []
-    return fhir_response(searchset(kind, params, page, matches, included))
-
-
-def audited_search(kind: str, params: dict[str, list[str]]) -> str:
-    """Return the search as the audit log records it: no identifier values (CPR numbers)."""
-    shown = [f"{name}={value}" if name not in _UNRECORDED else name
-             for name, values in sorted(params.items()) if name not in ("_cursor", "_format")
-             for value in values]
-    return f"{kind}?{'&'.join(shown)}"[:300] if shown else kind
-
-
-def _named_patients(params: dict[str, list[str]]) -> list[str]:
-    # A search naming a patient tells about them even when nothing matches.
-    named = [part.strip().rstrip("/").rpartition("/")[2] for name in ("patient", "subject")
-             for raw in params.get(name, []) for part in raw.split(",")]
-    if not named:
-        return []
-    return list(db().exec(visible_patient_ids(the_user()).where(col(Patient.id).in_(named))))
-
-
 def _params() -> dict[str, list[str]]:
     return request.args.to_dict(flat=False)
 
@@ -178,15 +148,3 @@ def read_device(device_id: str) -> Response:
         return not_found("Device", device_id)
     note(device.patient_id, "read", f"Device/{device_id}")
     return resource_response(fhir_resources.device(device))
-
-
-# Registered on the same blueprint; imported last because they use `search` above.
-from telekol.server.web import (  # noqa: E402
-    fhir_audit_api,
-    fhir_care_plan_api,
-    fhir_directory_api,
-    fhir_episode_api,
-    fhir_questionnaire_api,
-    fhir_task_api,
-    fhir_write,
-)

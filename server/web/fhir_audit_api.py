@@ -20,7 +20,6 @@ from telekol.server.models import AuditRecord, Organization, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
-from telekol.server.web.fhir_api import search
 from telekol.server.web.fhir_http import (
     bp,
     fhir_auth,
@@ -28,6 +27,7 @@ from telekol.server.web.fhir_http import (
     outcome_response,
     resource_response,
 )
+from telekol.server.web.fhir_searchset import search
 
 AUDIT_PARAMS = {"patient", "date", "_id", "_count", "_cursor", "_summary", "_format"}
 _NEWEST_FIRST = SortKey(col(AuditRecord.id), col(AuditRecord.id), descending=True)

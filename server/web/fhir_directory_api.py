@@ -16,7 +16,6 @@ from telekol.server.models import Organization, StoredResource, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
-from telekol.server.web.fhir_api import search
 from telekol.server.web.fhir_http import (
     bp,
     fhir_auth,
@@ -24,6 +23,7 @@ from telekol.server.web.fhir_http import (
     outcome_response,
     resource_response,
 )
+from telekol.server.web.fhir_searchset import search
 
 
 def staff_only(view: Callable[..., Response]) -> Callable[..., Response]:

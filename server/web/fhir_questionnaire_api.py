@@ -29,7 +29,6 @@ from telekol.server.models import StoredResource, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
-from telekol.server.web.fhir_api import search
 from telekol.server.web.fhir_http import (
     bp,
     fhir_auth,
@@ -38,6 +37,7 @@ from telekol.server.web.fhir_http import (
     resource_response,
     searchset,
 )
+from telekol.server.web.fhir_searchset import search
 
 PAGING = {"_count", "_cursor", "_summary", "_format"}
 QUESTIONNAIRE_PARAMS = {"url", "name", "status", "_id", *PAGING}

@@ -28,8 +28,8 @@ from telekol.server.models import Alert, CareTeamMember, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
-from telekol.server.web.fhir_api import search
 from telekol.server.web.fhir_http import bp, fhir_auth, not_found, resource_response
+from telekol.server.web.fhir_searchset import search
 
 PAGING = {"_count", "_cursor", "_summary", "_format"}
 TASK_PARAMS = {"patient", "subject", "status", "priority", "owner", "_id", "_lastUpdated",
