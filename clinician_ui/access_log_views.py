@@ -1,6 +1,6 @@
 """The patient's "Who has seen my data": who looked at what, per person and day, in plain words.
 
-The grouping is server/access_digest.py; this module turns the groups into sentences
+The grouping is server/audit/digest.py; this module turns the groups into sentences
 ("looked at your measurements 3 times") in the page's language.
 """
 
@@ -17,8 +17,8 @@ from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.my_views import WEEKDAYS, own_patient
 from telekol.clinician_ui.patient_page_views import LOCAL
-from telekol.server import audit
-from telekol.server.access_digest import Access, PersonDay, group_by_person_and_day, whole_days
+from telekol.server.audit import log as audit
+from telekol.server.audit.digest import Access, PersonDay, group_by_person_and_day, whole_days
 from telekol.server.db import utcnow
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
@@ -29,7 +29,7 @@ ROLES = {"nurse": _l("Nurse"), "doctor": _l("Doctor"), "gp": _l("General practit
          "secretary": _l("Secretary"), "admin": _l("Administrator"), "patient": _l("Patient")}
 ACTIONS = {"read": _l("looked at"), "search": _l("looked up"), "create": _l("added"),
            "update": _l("changed"), "delete": _l("deleted"), "export": _l("exported")}
-# Every kind of resource the doors record (server/audit.py resource_kind), in words a
+# Every kind of resource the doors record (server/audit/log.py resource_kind), in words a
 # patient understands; tests/test_access_log_words.py finds the kinds in the sources.
 RESOURCES = {
     "Patient": _l("your record"), "Observation": _l("your measurements"),

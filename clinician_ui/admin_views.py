@@ -19,7 +19,7 @@ from flask_login import login_required
 from sqlmodel import select
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.audit_words import ACTIONS, DOORS, choices, record_words
-from telekol.server import admin
+from telekol.server.accounts import admin
 from telekol.server.models import User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
@@ -191,7 +191,9 @@ def _users_page(error: str | None = None) -> str:
 @admin_only
 def admin_audit():  # type: ignore[no-untyped-def]
     """Search the audit log, newest first, and show whether its chain is intact."""
-    from telekol.server import audit  # written alongside; imported here to keep the app light
+    from telekol.server.audit import (
+        log as audit,  # written alongside; imported here to keep the app light
+    )
 
     filters = {k: request.args.get(k, "").strip() for k in AUDIT_FILTERS}
     before = request.args.get("before", "")

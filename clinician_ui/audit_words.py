@@ -10,7 +10,7 @@ from typing import Any
 
 from flask_babel import lazy_pgettext
 from telekol.clinician_ui.access_log_views import ROLES
-from telekol.server.audit import resource_kind
+from telekol.server.audit.log import resource_kind
 
 ACTIONS: dict[str, Any] = {
     "read": lazy_pgettext("audit action", "read"),

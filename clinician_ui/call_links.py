@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from telekol.clinician_ui import bp
-from telekol.server import telephone
+from telekol.server.care import telephone
 
 bp.add_app_template_filter(telephone.shown, "phone")
 bp.add_app_template_filter(telephone.tel_uri, "tel")

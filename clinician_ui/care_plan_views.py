@@ -2,7 +2,7 @@
 
 Plain HTML forms: every POST redirects on success and shows the page again with the
 errors (and what was typed) otherwise. Who may do what is decided by the service layer
-(server/care_plan.py, server/proposals.py, via access.may); the page only hides forms
+(server/care/plan.py, server/care/proposals.py, via access.may); the page only hides forms
 that would be refused.
 """
 
@@ -24,10 +24,12 @@ from telekol.clinician_ui.care_plan_words import (
     plan_words,
 )
 from telekol.clinician_ui.plan_notes import parameter_label, parameter_unit, version_notes
-from telekol.server import care_plan, proposals
-from telekol.server.access import may, visible_patient
-from telekol.server.care_plan import CarePlanError, NotAllowed, StaleVersion
-from telekol.server.care_plan_content import (
+from telekol.server.care import plan as care_plan
+from telekol.server.care import proposals
+from telekol.server.care.access import may, visible_patient
+from telekol.server.care.episodes import current_episode
+from telekol.server.care.plan import CarePlanError, NotAllowed, StaleVersion
+from telekol.server.care.plan_content import (
     LIMITS,
     MEASUREMENT_CODES,
     QUESTIONNAIRE_CODES,
@@ -35,11 +37,10 @@ from telekol.server.care_plan_content import (
     InvalidCarePlan,
     as_json,
 )
-from telekol.server.episodes import current_episode
 from telekol.server.models import Organization, Patient, ThresholdProposal, User
+from telekol.server.web.api.care_plan import commit_change, decide_proposal, plan_resource
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
-from telekol.server.web.care_plan_api import commit_change, decide_proposal, plan_resource
 from telekol.server.web.context import db
 
 

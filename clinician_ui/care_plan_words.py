@@ -18,10 +18,10 @@ from babel.dates import get_day_names
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from telekol.server.care_plan_content import LIMITS, THRESHOLD_CODES, CarePlanContent
-from telekol.server.escalation import TIMEZONE
-from telekol.server.rules.parameters import DEFAULTS
-from telekol.server.rules.wording import unit
+from telekol.server.alerts.escalation import TIMEZONE
+from telekol.server.alerts.rules.parameters import DEFAULTS
+from telekol.server.alerts.rules.wording import unit
+from telekol.server.care.plan_content import LIMITS, THRESHOLD_CODES, CarePlanContent
 
 CODE_LABELS = {
     "spo2": _l("SpO2"), "pulse": _l("Pulse"), "resp_rate": _l("Respiratory rate"),

@@ -1,7 +1,7 @@
 """The care-team page (responsibility, team, consent, pauses, handovers) and the handover list.
 
 Plain HTML forms with the CSRF token; each POST calls the same service as /api
-(server/episodes.py, server/pauses.py), redirects after success and shows the page again
+(server/care/episodes.py, server/care/pauses.py), redirects after success and shows the page again
 with the reason after a refusal. Buttons appear only when `may` allows; the service checks
 anyway.
 """
@@ -20,9 +20,9 @@ from flask_login import login_required
 from sqlmodel import Session, col, select
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.patient_page_views import patient_header
-from telekol.server import episodes, pauses
-from telekol.server import handovers as handing_over
-from telekol.server.access import CLINICIANS, may, visible_patient
+from telekol.server.care import episodes, pauses
+from telekol.server.care import handovers as handing_over
+from telekol.server.care.access import CLINICIANS, may, visible_patient
 from telekol.server.models import (
     CareTeamMember,
     Episode,
@@ -31,10 +31,10 @@ from telekol.server.models import (
     Organization,
     User,
 )
+from telekol.server.web.api.episodes import STATUS, publish, team_event
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import clock, the_user
 from telekol.server.web.context import db
-from telekol.server.web.episode_api import STATUS, publish, team_event
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 

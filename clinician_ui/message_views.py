@@ -15,14 +15,14 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import Session, col
 from telekol.clinician_ui import bp
-from telekol.server import messages
-from telekol.server.access import may, visible_patients
-from telekol.server.care_contacts import team_contacts
+from telekol.server.care import messages
+from telekol.server.care.access import may, visible_patients
+from telekol.server.care.contacts import team_contacts
 from telekol.server.models import Patient, User
+from telekol.server.web.api.messages import publish
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
-from telekol.server.web.messages_api import publish
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 SHOWN = 200  # the newest messages of a thread shown on its page

@@ -19,19 +19,19 @@ from telekol.clinician_ui.plan_notes import changes
 from telekol.clinician_ui.reading_words import label, limit_order, limit_words, local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.questionnaire import QUESTIONNAIRES
-from telekol.server import care_plan
-from telekol.server.access import team_organizations
-from telekol.server.care_contacts import team_contacts
+from telekol.server.care import plan as care_plan
+from telekol.server.care.access import team_organizations
+from telekol.server.care.contacts import team_contacts
+from telekol.server.care.episodes import current_episode
 from telekol.server.db import utcnow
-from telekol.server.episodes import current_episode
 from telekol.server.models import CarePlanVersion, Patient, User
-from telekol.server.patient_status import status
-from telekol.server.web import me_api
 from telekol.server.web.alert_words import alert_words, severity_word
+from telekol.server.web.api import me as me_api
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.words import for_patients
+from telekol.server.worklist.patient_status import status
 
 WEEKDAYS = (_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
             _l("Saturday"), _l("Sunday"))

@@ -12,16 +12,16 @@ from telekol.clinician_ui import bp
 from telekol.clinician_ui.reading_words import local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.cpr import InvalidCPR, birth_date
-from telekol.server.access import visible_patient
+from telekol.server.care.access import visible_patient
+from telekol.server.care.episodes import current_episode
 from telekol.server.db import utcnow
-from telekol.server.episodes import current_episode
 from telekol.server.models import MonitoringPause, Organization, Patient
-from telekol.server.patient_status import status
 from telekol.server.web.alert_words import alert_words, severity_word
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.words import LOCAL
+from telekol.server.worklist.patient_status import status
 
 
 @bp.get("/patients/<patient_id>")

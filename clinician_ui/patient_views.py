@@ -8,7 +8,7 @@ from flask import abort, render_template, request
 from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
-from telekol.server.self_report import InvalidAnswers, QuestionnaireService, Submission
+from telekol.server.ingest.self_report import InvalidAnswers, QuestionnaireService, Submission
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db, services

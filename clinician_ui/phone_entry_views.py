@@ -1,5 +1,5 @@
 """The phone-entry page: a clinician enters a reading or questionnaire the patient gave by
-telephone, on paper or in person (server/phone_entry.py), and sees its colour and alerts."""
+telephone, on paper or in person (server/ingest/phone_entry.py), and sees its colour and alerts."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from telekol.clinician_ui.patient_page_views import patient_header
 from telekol.clinician_ui.reading_words import label, local_time, unit
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
-from telekol.server import manual_entry
-from telekol.server import phone_entry as entries
-from telekol.server.access import may, visible_patient
+from telekol.server.alerts.rules.wording import num
+from telekol.server.care.access import may, visible_patient
 from telekol.server.db import utcnow
+from telekol.server.ingest import manual_entry
+from telekol.server.ingest import phone_entry as entries
 from telekol.server.models import Patient
-from telekol.server.rules.wording import num
-from telekol.server.web.api import with_words
+from telekol.server.web.api.alerts import with_words
+from telekol.server.web.api.phone import note_entry
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db, publish
-from telekol.server.web.phone_api import note_entry
 from telekol.server.web.words import LOCAL
 
 METHODS = {"telephone": _l("By telephone"), "paper": _l("On paper"),

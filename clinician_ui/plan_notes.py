@@ -11,7 +11,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from telekol.server.care_plan_content import LIMITS, SECTIONS
+from telekol.server.care.plan_content import LIMITS, SECTIONS
 from telekol.server.models import CarePlanVersion
 from telekol.server.web.words import label, number, unit
 

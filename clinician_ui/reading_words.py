@@ -10,7 +10,7 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from telekol.fhir.codes import MEASUREMENT_TYPES
-from telekol.server.rules.wording import num
+from telekol.server.alerts.rules.wording import num
 from telekol.server.web import words
 
 # Reading and score codes in the order screens list them, with the words people use.

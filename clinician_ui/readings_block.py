@@ -23,13 +23,13 @@ from telekol.clinician_ui.reading_words import (
 )
 from telekol.fhir.codes import MEASUREMENT_TYPES, plausible_range
 from telekol.fhir.questionnaire import CAT_SCALE, QUESTIONNAIRES
-from telekol.server import care_plan
-from telekol.server.chart_overlays import Overlays, overlays
+from telekol.server.alerts.chart_overlays import Overlays, overlays
+from telekol.server.alerts.rules.alert_marks import AlertMark
+from telekol.server.alerts.rules.personal_baseline import LOWEST_CODES
+from telekol.server.care import plan as care_plan
 from telekol.server.db import utcnow
 from telekol.server.events import instant
-from telekol.server.rules.alert_marks import AlertMark
-from telekol.server.rules.personal_baseline import LOWEST_CODES
-from telekol.server.web import me_api
+from telekol.server.web.api import me as me_api
 from telekol.server.web.words import LOCAL
 
 CHART_DAYS = (1, 3, 7, 30, 90)
@@ -39,7 +39,7 @@ SEVERITY_WORDS = {"red": _l("Red"), "yellow": _l("Yellow"), "blue": _l("Blue"),
 # A panel's values drawn as lines of their own: reading code, key in the point, words.
 COMPONENTS = {"bp": (("bp_sys", "v", _l("Systolic")), ("bp_dia", "v2", _l("Diastolic")))}
 PANEL_OF = {part[0]: panel for panel, parts in COMPONENTS.items() for part in parts}
-# What an alert's rule family found, in words (server/rules/alert_marks.py says which chart).
+# What an alert's rule family found, in words (server/alerts/rules/alert_marks.py says which chart).
 RULE_WORDS = {"threshold": _l("beyond a limit"), "baseline": _l("change from own level"),
               "weight-gain": _l("weight gain"), "cat-mcid": _l("rise in CAT score"),
               "symptoms": _l("symptoms worse than usual"),

@@ -14,16 +14,16 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_login import login_required
 from telekol.clinician_ui import bp
 from telekol.clinician_ui.worklist_words import row_view
-from telekol.server import alert_lifecycle
-from telekol.server.access import visible_patient
+from telekol.server.alerts import lifecycle as alert_lifecycle
+from telekol.server.care.access import visible_patient
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, Organization, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
 from telekol.server.web.context import db
 from telekol.server.web.context import publish as push_live
-from telekol.server.worklist import FILTERS, WorklistQuery, rows_for, worklist
-from telekol.server.worklist_details import details_for
+from telekol.server.worklist.details import details_for
+from telekol.server.worklist.rows import FILTERS, WorklistQuery, rows_for, worklist
 
 MAX_ROWS_ASKED = 100
 

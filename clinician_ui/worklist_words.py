@@ -8,14 +8,14 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from telekol.server.alert_lifecycle import CLINICAL_ROLES
+from telekol.server.alerts.lifecycle import CLINICAL_ROLES
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, Observation, User
-from telekol.server.trend import direction, sparkline
 from telekol.server.web.alert_words import alert_words, severity_word
 from telekol.server.web.words import ago, clock, label, number, quantity, unit, when
-from telekol.server.worklist import Row
-from telekol.server.worklist_details import TREND_DAYS, Details
+from telekol.server.worklist.details import TREND_DAYS, Details
+from telekol.server.worklist.rows import Row
+from telekol.server.worklist.trend import direction, sparkline
 
 ALERT_STATES: dict[str, Any] = {"open": _l("Not acknowledged"), "acknowledged": _l("Acknowledged"),
                                 "snoozed": _l("Snoozed"), "resolved": _l("Resolved")}

@@ -22,22 +22,22 @@ import orjson
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError
-from telekol.device_gateway.mqtt import make_client, session_properties
-from telekol.device_gateway.payload import Rejection, parse_measurements
-from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
-from telekol.device_gateway.topics import (
+from telekol.server import events, metrics
+from telekol.server.alerts.context_cache import ContextCache
+from telekol.server.broker.client import make_client, session_properties
+from telekol.server.broker.mosquitto import service_password
+from telekol.server.config import Settings, stored_secret
+from telekol.server.db import make_engine, utcnow
+from telekol.server.device_messages.measurements import Rejection, parse_measurements
+from telekol.server.device_messages.questionnaire_responses import parse_questionnaire_responses
+from telekol.server.device_messages.topics import (
     MEASUREMENTS_SUBSCRIPTION,
     QUESTIONNAIRE_RESPONSES_SUBSCRIPTION,
     parse_topic,
     status_topic,
 )
-from telekol.server import events, metrics
-from telekol.server.broker import service_password
-from telekol.server.config import Settings, stored_secret
-from telekol.server.context_cache import ContextCache
-from telekol.server.db import make_engine, utcnow
-from telekol.server.ingest import IngestResult, IngestService, ParsedDelivery, status
-from telekol.server.mapper_check import ensure_valid
+from telekol.server.ingest.batch import IngestResult, IngestService, ParsedDelivery, status
+from telekol.server.ingest.mapper_check import ensure_valid
 
 log = logging.getLogger("telekol.gateway")
 
@@ -76,7 +76,8 @@ class Gateway:
         self.settings = settings
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
-        # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
+        # The rule inputs of the patients seen, kept between batches
+        # (server/alerts/context_cache.py).
         self.service = IngestService(self.engine, cache=ContextCache())
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()

@@ -1,7 +1,7 @@
 """Home hubs for the demo patients: each patient's own readings, one worsening at a time.
 
 Every hub measures on a compressed day (device_gateway/simulator_plan.py) with the values of
-its patient's profile (server/demo_profiles.py), where the patient's 90-day demo history
+its patient's profile (server/demo/profiles.py), where the patient's 90-day demo history
 ends; one patient at a time slowly worsens and recovers. Measurements go to `measurements`,
 the symptom diary and the CAT to `questionnaire-responses` (docs/devices.md). Each hub
 behaves like a real one: it keeps every message until it has seen a status for its msg_id
@@ -26,19 +26,19 @@ from typing import Any
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import Session, col, select
-from telekol.device_gateway.mqtt import make_client, session_properties
 from telekol.device_gateway.simulator_plan import LIVE_FEV1_DAYS, WorseningPlan, pause, routine
-from telekol.device_gateway.topics import (
+from telekol.server.broker.client import make_client, session_properties
+from telekol.server.config import Settings
+from telekol.server.db import make_engine
+from telekol.server.demo.profiles import HISTORY_DAYS, Profile, profile_for
+from telekol.server.demo.readings import ANSWERS, session
+from telekol.server.demo.seed import demo_device_password
+from telekol.server.device_messages.topics import (
     measurements_topic,
     questionnaire_responses_topic,
     status_topic,
 )
-from telekol.server.config import Settings
-from telekol.server.db import make_engine
-from telekol.server.demo_profiles import HISTORY_DAYS, Profile, profile_for
-from telekol.server.demo_readings import ANSWERS, session
 from telekol.server.models import Device, Patient
-from telekol.server.seed import demo_device_password
 
 log = logging.getLogger("telekol.simulator")
 PROGRESS_SECONDS = 10.0

@@ -1,7 +1,7 @@
 """When the demo hubs measure and who is worsening (pure, seeded).
 
 Each hub runs a measuring session every `interval` seconds, alternating its patient's
-morning and evening routine (server/demo_readings.py): two sessions make a compressed day
+morning and evening routine (server/demo/readings.py): two sessions make a compressed day
 and fourteen a compressed week, while `taken_at` stays the real time. A patient who feels
 worse measures more often. One patient at a time worsens: every `period` the next patient
 in a seeded order (the `first` ones first) slides into a worsening (ramp, hold and recovery
@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from telekol.server.demo_profiles import Worsening
-from telekol.server.demo_readings import FEELING_WORSE
+from telekol.server.demo.profiles import Worsening
+from telekol.server.demo.readings import FEELING_WORSE
 
 SHAPE = (0.30, 0.15, 0.30)  # ramp, hold, recovery as shares of the period; then quiet
 PEAKS = (0.55, 1.0)  # a mild worsening (cough, breathless, SpO2 a few points down) to a full one

@@ -35,7 +35,7 @@ CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
 
 @dataclass(frozen=True)
 class AuditFacts:
-    """What an audit record says, as plain values (server/audit.py stores them)."""
+    """What an audit record says, as plain values (server/audit/log.py stores them)."""
 
     record_id: int
     recorded: str  # FHIR instant

@@ -11,7 +11,7 @@ from typing import Any
 from telekol.fhir.validation import validate_resource
 
 # Placeholder canonical owned by the TeleKOL project: the id of the rule that raised an alert
-# (server/rules, docs/alerting.md), e.g. `spo2-threshold`.
+# (server/alerts/rules, docs/alerting.md), e.g. `spo2-threshold`.
 ALERT_RULE_SYSTEM = "https://telekol.dk/fhir/CodeSystem/alert-rule"
 TASK_STATUS = {"open": "requested", "acknowledged": "in-progress", "snoozed": "on-hold",
                "resolved": "completed"}

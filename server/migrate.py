@@ -68,7 +68,7 @@ def _create_triggers(connection: Connection) -> None:
     for statement in statements:
         connection.exec_driver_sql(statement)
     # Same reason, same moment: the triggers that date the rule inputs the gateway keeps.
-    from telekol.server.context_versions import create_triggers
+    from telekol.server.alerts.context_versions import create_triggers
 
     create_triggers(connection)
 

@@ -21,7 +21,7 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=200)
     kind: str = Field(max_length=20)  # hospital | municipality | gp
     sor_code: str | None = Field(default=None, max_length=20)
-    # E.164 (server/telephone.py): the number a patient calls, shown with a tel: link.
+    # E.164 (server/care/telephone.py): the number a patient calls, shown with a tel: link.
     phone: str | None = Field(default=None, max_length=20)
 
 
@@ -39,7 +39,7 @@ class User(SQLModel, table=True):
     patient_id: str | None = Field(default=None, foreign_key="patient.id")
     active: bool = True
     created_at: datetime = _instant(default_factory=utcnow)
-    # Lock-out (server/accounts.py): consecutive failed logins, and until when refused.
+    # Lock-out (server/accounts/login.py): consecutive failed logins, and until when refused.
     failed_logins: int = 0
     locked_until: datetime | None = _instant(default=None)
     # Signed into every bearer token and session; bumped on a password change or
@@ -85,12 +85,12 @@ class CareTeamMember(SQLModel, table=True):
 
     patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
     organization_id: str = Field(foreign_key="organization.id", primary_key=True, max_length=64)
-    # The organisation's part, kept in step with the patient's Episode by server/episodes.py:
+    # The organisation's part, kept in step with the patient's Episode by server/care/episodes.py:
     # monitoring | treatment | specialist | member.
     role: str = Field(max_length=20)
     # Whether consent lets this organisation see the patient's data: true for the data
     # custodian, and for everyone else only while the patient consents to sharing across
-    # sectors (server/episodes.py refresh_access keeps it; access.py reads it).
+    # sectors (server/care/episodes.py refresh_access keeps it; access.py reads it).
     sees_data: bool = True
 
 
@@ -173,7 +173,7 @@ class RuleContextVersion(SQLModel, table=True):
     """How often a patient's rule inputs changed, so a gateway may keep them in memory.
 
     `settings` counts changes to limits, plan, care team, consent, pause and name (database
-    triggers, server/context_versions.py); `readings` counts transactions that stored
+    triggers, server/alerts/context_versions.py); `readings` counts transactions that stored
     readings or answers (the Recorder). A kept context is current while both match.
     """
 
@@ -205,11 +205,11 @@ class Alert(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=1000)
     resolved_by: int | None = Field(default=None, foreign_key="app_user.id")
     resolved_at: datetime | None = _instant(default=None)
-    # Escalation (server/escalation.py): 0 = with the first organisation of the chain.
+    # Escalation (server/alerts/escalation.py): 0 = with the first organisation of the chain.
     escalation_level: int = 0
     escalated_to: str | None = Field(default=None, foreign_key="organization.id", max_length=64)
     escalated_at: datetime | None = _instant(default=None)
-    # Repeats of an open alert update it (server/recording.py): how often, and the latest
+    # Repeats of an open alert update it (server/ingest/recorder.py): how often, and the latest
     # reading (`reason`, `details`, `last_observation_id`, `last_at` = when it was taken).
     count: int = 1
     last_observation_id: str | None = Field(default=None, foreign_key="observation.id")
@@ -221,7 +221,7 @@ class Alert(SQLModel, table=True):
     severity_details: dict[str, Any] = Field(default_factory=dict,
                                              sa_column=Column(JSON, nullable=False))
     severity_at: datetime | None = _instant(default=None)
-    # Workflow (server/alert_lifecycle.py): snooze, the message the patient sees on
+    # Workflow (server/alerts/lifecycle.py): snooze, the message the patient sees on
     # acknowledgement, and how it was resolved ("manual" | "automatic").
     snoozed_until: datetime | None = _instant(default=None)
     snooze_reason: str | None = Field(default=None, max_length=500)
@@ -251,7 +251,7 @@ class StoredResource(SQLModel, table=True):
 
 
 class EscalationPolicy(SQLModel, table=True):
-    """Who gets an unacknowledged alert next, and after how long (server/escalation.py).
+    """Who gets an unacknowledged alert next, and after how long (server/alerts/escalation.py).
 
     The most specific policy wins: the patient's own, then the monitoring organisation's,
     then the global default (both ids empty). `chain` holds organisation ids or care-team
@@ -300,7 +300,7 @@ class MeasurementSchedule(SQLModel, table=True):
 
     patient_id empty = the default for every patient; a patient's own rows for a code
     replace the default for that code. A patient's rows are written from their care plan
-    (server/care_plan.py). Days count from the episode's start: `from_day`..`to_day`
+    (server/care/plan.py). Days count from the episode's start: `from_day`..`to_day`
     (inclusive, None = open) lets a plan be intensive for two weeks and then less often.
     """
 
@@ -334,7 +334,7 @@ class ScheduledAlertKey(SQLModel, table=True):
 class PatientRuleSettings(SQLModel, table=True):
     """A clinician's rule settings for one patient: hypercapnic (NEWS2 Scale 2), overrides.
 
-    `overrides` maps RuleParameters names to numbers (server/rules/parameters.py).
+    `overrides` maps RuleParameters names to numbers (server/alerts/rules/parameters.py).
     """
 
     patient_id: str = Field(foreign_key="patient.id", primary_key=True, max_length=64)
@@ -456,7 +456,7 @@ class MonitoringPause(SQLModel, table=True):
 class CarePlanVersion(SQLModel, table=True):
     """One version of an episode's shared care plan; never changed, the newest is in force.
 
-    `content` follows server/care_plan.py (measurement and questionnaire schedules,
+    `content` follows server/care/plan.py (measurement and questionnaire schedules,
     thresholds, relative limits, self-care plan, goals, notes).
     """
 
@@ -525,7 +525,7 @@ class AuditRecord(SQLModel, table=True):
     """One access to patient data (or an administrative act), in a hash chain.
 
     Append-only: `hash` = SHA-256 over the previous record's hash and this record's
-    fields (server/audit.py), and `prev_hash` is unique, so the chain cannot fork, and a
+    fields (server/audit/log.py), and `prev_hash` is unique, so the chain cannot fork, and a
     changed or deleted record breaks it where it happened.
     """
 

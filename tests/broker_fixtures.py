@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from telekol.server import broker as broker_module
+from telekol.server.broker import mosquitto as broker_module
 from telekol.server.config import Settings
 
 DEVICE_PASSWORDS = {"dev-a": "dev-a-secret", "dev-b": "dev-b-secret"}

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine, session_scope
+from telekol.server.demo.seed import seed_demo
 from telekol.server.migrate import upgrade
-from telekol.server.seed import seed_demo
 
 pytest_plugins = ["tests.broker_fixtures", "tests.stack_fixtures", "tests.browser_fixtures"]
 

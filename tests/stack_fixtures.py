@@ -19,11 +19,11 @@ import pytest
 import requests
 import socketio
 from paho.mqtt.client import Client
-from telekol.device_gateway.mqtt import make_client
-from telekol.device_gateway.topics import status_topic
-from telekol.server.broker import BrokerProcess
+from telekol.server.broker.client import make_client
+from telekol.server.broker.mosquitto import BrokerProcess
 from telekol.server.config import Settings, load_settings
-from telekol.server.supervisor import Part, child_env, free_port, prepare, wait_for_health
+from telekol.server.device_messages.topics import status_topic
+from telekol.server.ops.supervisor import Part, child_env, free_port, prepare, wait_for_health
 
 from tests.conftest import BACKENDS
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from telekol.server.access_digest import group_by_person_and_day, is_live, whole_days
+from telekol.server.audit.digest import group_by_person_and_day, is_live, whole_days
 from telekol.server.models import AuditRecord
 
 LOCAL = ZoneInfo("Europe/Copenhagen")

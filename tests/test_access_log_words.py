@@ -14,8 +14,8 @@ from telekol.clinician_ui.access_log_views import (
     group_words,
     time_words,
 )
-from telekol.server.access_digest import Access, PersonDay
-from telekol.server.audit import resource_kind
+from telekol.server.audit.digest import Access, PersonDay
+from telekol.server.audit.log import resource_kind
 from telekol.server.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ _NAMED = re.compile(r'\bf?"([A-Z][A-Za-z]+)(?:/\{|\?)')
 def recorded_kinds() -> set[str]:
     """Return every resource kind the web doors and the command line write to the log."""
     sources = [*ROOT.glob("server/web/*.py"), *ROOT.glob("clinician_ui/*.py"),
-               ROOT / "server/cli_admin.py"]
+               ROOT / "server/ops/cli_admin.py"]
     found: set[str] = set()
     for path in sources:
         text = path.read_text()

@@ -1,7 +1,7 @@
 """The generated access matrix: every role × organisation × patient × endpoint.
 
 The expected answer comes from an oracle written here from the demo fixture and the
-responsibility patterns in server/seed.py — not from server/access.py — so a mistake in
+responsibility patterns in server/demo/seed.py — not from server/care/access.py — so a mistake in
 `may` or in a view shows up as a cell that differs:
 
 - may not see the patient → 404, exactly like a patient that does not exist;
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 from telekol.server import events
-from telekol.server.access import rooms_of, team_organizations
+from telekol.server.care.access import rooms_of, team_organizations
+from telekol.server.demo.seed import HOSPITAL_PATTERN
 from telekol.server.models import Organization, Patient, User
-from telekol.server.seed import HOSPITAL_PATTERN
 from telekol.server.web import create_app
 
 CLINICAL = ("nurse", "doctor", "gp", "secretary")

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import accounts, admin
-from telekol.server.accounts import (
+from telekol.server.accounts import admin
+from telekol.server.accounts import login as accounts
+from telekol.server.accounts.login import (
     IP_MAX_FAILURES,
     LOCKOUT,
     MAX_FAILED_LOGINS,
@@ -18,8 +19,8 @@ from telekol.server.accounts import (
 )
 from telekol.server.config import Settings
 from telekol.server.db import session_scope
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import User
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.test_web import csrf_token
@@ -223,8 +224,8 @@ def test_session_cookies_are_secure_behind_https_and_last_eight_hours(
 
 
 def test_no_cpr_number_or_patient_name_reaches_the_log(app, engine, demo, caplog) -> None:
-    from telekol.device_gateway.payload import parse_measurements
-    from telekol.server.ingest import IngestService, ParsedDelivery
+    from telekol.server.device_messages.measurements import parse_measurements
+    from telekol.server.ingest.batch import IngestService, ParsedDelivery
 
     caplog.set_level(logging.DEBUG)
     now = datetime.now(UTC)

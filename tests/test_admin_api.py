@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server.accounts import MAX_FAILED_LOGINS, authenticate
+from telekol.server.accounts.login import MAX_FAILED_LOGINS, authenticate
 from telekol.server.config import Settings
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import Organization, User
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.auditing import noted
 

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server.accounts import MAX_FAILED_LOGINS, authenticate
-from telekol.server.cli import main
-from telekol.server.episodes import current_episode
+from telekol.server.accounts.login import MAX_FAILED_LOGINS, authenticate
+from telekol.server.care.episodes import current_episode
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import CareTeamMember, Organization, Patient, User
-from telekol.server.seed import DEMO_PASSWORD
+from telekol.server.ops.cli import main
 
 
 @pytest.fixture

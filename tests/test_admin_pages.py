@@ -7,10 +7,10 @@ import re
 import pytest
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
-from telekol.server.accounts import MAX_FAILED_LOGINS, authenticate
+from telekol.server.accounts.login import MAX_FAILED_LOGINS, authenticate
 from telekol.server.config import Settings
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import Organization, User
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.auditing import noted
 from telekol.server.web.locale import LANG_COOKIE
@@ -278,7 +278,7 @@ def test_a_form_without_csrf_token_is_refused(app) -> None:
 
 def add_records(app, patient_id: str, count: int) -> None:
     """Append `count` audit records of a nurse reading a patient."""
-    from telekol.server import audit
+    from telekol.server.audit import log as audit
 
     actor = audit.Actor.of(user(app, "nurse.aalby"))
     entries = [audit.Entry(actor, patient_id, "read", f"Observation?patient={patient_id}&n={n}",
@@ -351,7 +351,7 @@ def test_the_audit_page_shows_an_intact_chain(app, demo) -> None:
 
 
 def test_the_audit_page_shows_where_a_chain_is_broken(app, monkeypatch) -> None:
-    from telekol.server import audit
+    from telekol.server.audit import log as audit
 
     monkeypatch.setattr(audit, "verify", lambda _session: audit.ChainCheck(
         False, 6, 7, "the record was changed"))
@@ -365,7 +365,7 @@ def test_administrative_acts_leave_audit_records(app) -> None:
          organization="muni-aalby", password=NEW_PASSWORD)
     post(client, "/admin/users/nurse.ny/deactivate")
     post(client, "/admin/users/admin/deactivate")
-    from telekol.server import audit
+    from telekol.server.audit import log as audit
 
     with Session(app.config["engine"]) as session:
         rows = audit.search(session, door="ui", limit=10)

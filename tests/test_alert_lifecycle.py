@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import pytest
 import requests
 from sqlmodel import Session, select
-from telekol.server.alert_lifecycle import (
+from telekol.server.alerts.lifecycle import (
     AlertNotFound,
     TransitionRefused,
     acknowledge,
     resolve,
 )
-from telekol.server.ingest import IngestService
+from telekol.server.ingest.batch import IngestService
 from telekol.server.models import Alert, User
 
 from tests.stack_fixtures import LiveClient, Stack, StatusListener

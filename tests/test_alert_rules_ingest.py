@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
-from telekol.device_gateway.payload import parse_measurements
-from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
-from telekol.server.alert_book import AlertBook
-from telekol.server.context_cache import ContextCache
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.alerts.book import AlertBook
+from telekol.server.alerts.context_cache import ContextCache
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.device_messages.questionnaire_responses import parse_questionnaire_responses
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import Alert, PatientRuleSettings
 
 from tests.test_ingest import NOW

@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask_babel import Babel, force_locale
 from telekol.clinician_ui import TRANSLATIONS_DIR
-from telekol.server.rules import PatientContext, Reading, evaluate, merge_parameters
-from telekol.server.rules.parameters import default_parameters
-from telekol.server.triage import ThresholdSet
+from telekol.server.alerts.rules import PatientContext, Reading, evaluate, merge_parameters
+from telekol.server.alerts.rules.parameters import default_parameters
+from telekol.server.alerts.triage import ThresholdSet
 from telekol.server.web.alert_words import alert_words, reason_words
 from telekol.server.web.words import quantity
 

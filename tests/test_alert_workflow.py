@@ -7,17 +7,17 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, col, select
-from telekol.server.alert_lifecycle import (
+from telekol.server.alerts.escalation import apply_escalations
+from telekol.server.alerts.lifecycle import (
     NotResponsible,
     acknowledge,
     resolve,
     snooze,
 )
-from telekol.server.escalation import apply_escalations
-from telekol.server.ingest import IngestService
+from telekol.server.alerts.scheduler import Scheduler, ensure_defaults
+from telekol.server.demo.seed import DEMO_PASSWORD
+from telekol.server.ingest.batch import IngestService
 from telekol.server.models import Alert, AlertTransition, InboxItem, User
-from telekol.server.scheduler import Scheduler, ensure_defaults
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.test_ingest import NOW, delivery, reading

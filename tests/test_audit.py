@@ -1,4 +1,4 @@
-"""The audit log's chain (server/audit.py): appending, verifying, the database's refusal to
+"""The audit log's chain (server/audit/log.py): appending, verifying, the database's refusal to
 change it, concurrent writers, the command line and the live door."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
-from telekol.server import audit
-from telekol.server.audit import GENESIS, Actor, Entry
-from telekol.server.cli import main
+from telekol.server.audit import log as audit
+from telekol.server.audit.log import GENESIS, Actor, Entry
 from telekol.server.migrate import APPEND_ONLY, protect_audit_log
 from telekol.server.models import AuditRecord
+from telekol.server.ops.cli import main
 
 NURSE = Actor(7, "nurse.x", "Nurse X", "nurse", "muni-aalby")
 
@@ -410,7 +410,7 @@ def test_a_live_event_that_cannot_be_audited_is_not_pushed_and_the_bridge_lives_
 
 
 def test_a_live_connection_is_recorded_with_its_rooms(engine, demo, settings) -> None:
-    from telekol.server.seed import DEMO_PASSWORD
+    from telekol.server.demo.seed import DEMO_PASSWORD
     from telekol.server.web import create_app
     from telekol.server.web.extensions import socketio
 

@@ -8,8 +8,8 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from telekol.fhir.validation import validate_resource
 from telekol.server.config import Settings
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import AuditRecord
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.auditing import note
 

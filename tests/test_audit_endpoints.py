@@ -22,6 +22,7 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from telekol.server.config import load_settings
 from telekol.server.db import make_engine
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import (
     Alert,
     AuditRecord,
@@ -36,7 +37,6 @@ from telekol.server.models import (
     StoredResource,
     ThresholdProposal,
 )
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.conftest import BACKENDS
@@ -518,9 +518,9 @@ class FormReader(HTMLParser):
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(request, database_factory, templates, tmp_path_factory) -> World:
     """Return a world on its own copy of the demo database, shared by this module's tests."""
-    from telekol.device_gateway.payload import parse_measurements
-    from telekol.server.ingest import IngestService, ParsedDelivery
-    from telekol.server.self_report import QuestionnaireService
+    from telekol.server.device_messages.measurements import parse_measurements
+    from telekol.server.ingest.batch import IngestService, ParsedDelivery
+    from telekol.server.ingest.self_report import QuestionnaireService
 
     template = templates[request.param]
     url = database_factory(request.param, template)

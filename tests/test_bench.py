@@ -27,7 +27,7 @@ SCENARIOS = {
 
 def bench(*args: str, env: dict[str, str] | None = None) -> tuple[str, str, int]:
     """Run `telekol bench --json` with `args`; return stdout, stderr and the exit code."""
-    done = subprocess.run([sys.executable, "-m", "telekol.server.cli", "bench", "--json",
+    done = subprocess.run([sys.executable, "-m", "telekol.server.ops.cli", "bench", "--json",
                            "--timeout", "60", *args], capture_output=True, text=True,
                           timeout=240, env=env, check=False)
     return done.stdout, done.stderr, done.returncode

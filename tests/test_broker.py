@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import paho.mqtt.client as mqtt
 import pytest
-from telekol.server import broker as broker_module
+from telekol.server.broker import mosquitto as broker_module
 from telekol.server.config import Settings
 
 from tests.broker_fixtures import (

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
+from telekol.server.care.episodes import record_consent, start_episode
 from telekol.server.db import make_engine, session_scope
-from telekol.server.episodes import record_consent, start_episode
 from telekol.server.models import Patient
 
 from tests.stack_fixtures import Stack

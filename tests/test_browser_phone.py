@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 KAREN = "Karen Test Jensen"
 PAGES = ("/me", "/me/plan", "/me/access-log", "/me/messages", "/questionnaire/cat",
          "/questionnaire/copd-symptoms")
-AALBY_PHONE = ("tel:+4572000021", "72 00 00 21")  # made-up demo number (server/seed.py)
+AALBY_PHONE = ("tel:+4572000021", "72 00 00 21")  # made-up demo number (server/demo/seed.py)
 MIN_TARGET_PX = 44
 MIN_BODY_PX = 18
 MIN_TEXT_PX = 16  # secondary lines (times, notes) may be a little smaller than body text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from telekol.server.seed import USERS
+from telekol.server.demo.seed import USERS
 
 from tests.stack_fixtures import Stack
 from tests.test_browser import submit_login

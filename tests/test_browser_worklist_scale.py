@@ -1,7 +1,7 @@
 """The work list with 1,000 patients in Chromium: it renders a page, pages, finds, updates.
 
 A stack of its own (SQLite) with 1,000 demo patients and a day of readings each, a quarter of
-them yellow or red, seeded as `telekol bench-worklist` seeds (server/worklist_bench.py). How
+them yellow or red, seeded as `telekol bench-worklist` seeds (server/ops/bench/worklist.py). How
 fast it is belongs to that benchmark; this proves it works at that size.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
-from telekol.server.worklist_bench import seed_history
+from telekol.server.ops.bench.worklist import seed_history
 
 from tests.browser_fixtures import WAIT_MS
 from tests.stack_fixtures import Stack, start_stack, stop_stack

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import care_plan
-from telekol.server.care_plan import NotAllowed, StaleVersion
-from telekol.server.care_plan_content import (
+from telekol.server.care import plan as care_plan
+from telekol.server.care.plan import NotAllowed, StaleVersion
+from telekol.server.care.plan_content import (
     InvalidCarePlan,
     ScheduleRow,
     as_json,

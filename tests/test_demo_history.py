@@ -7,14 +7,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.device_gateway.envelope import Rejection
-from telekol.device_gateway.payload import Measurement, parse_measurements
-from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
-from telekol.server.demo_history import Upload, batched, history, merged
-from telekol.server.demo_profiles import HISTORY_DAYS, PROFILES, profile_for
-from telekol.server.demo_readings import ANSWERS, TIMEZONE
-from telekol.server.programme import programme
-from telekol.server.triage import ThresholdSet, classify
+from telekol.server.alerts.triage import ThresholdSet, classify
+from telekol.server.care.programme import programme
+from telekol.server.demo.history import Upload, batched, history, merged
+from telekol.server.demo.profiles import HISTORY_DAYS, PROFILES, profile_for
+from telekol.server.demo.readings import ANSWERS, TIMEZONE
+from telekol.server.device_messages.envelope import Rejection
+from telekol.server.device_messages.measurements import Measurement, parse_measurements
+from telekol.server.device_messages.questionnaire_responses import parse_questionnaire_responses
 
 END = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 STABLE = [cpr for cpr, p in PROFILES.items() if p.archetype == "stable"]

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, func, select
-from telekol.server.cli import main
 from telekol.server.config import load_settings
 from telekol.server.db import make_engine, session_scope
-from telekol.server.demo_history_seed import fresh_hubs, seed_demo_history
+from telekol.server.demo.history_seed import fresh_hubs, seed_demo_history
+from telekol.server.demo.seed import seed_demo
 from telekol.server.models import Alert, Consent, Episode, Observation, Patient, Threshold
-from telekol.server.seed import seed_demo
+from telekol.server.ops.cli import main
 
 END = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

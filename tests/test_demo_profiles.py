@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 
 import pytest
-from telekol.server.demo_profiles import (
+from telekol.server.demo.profiles import (
     HISTORY_DAYS,
     PROFILES,
     SPO2_AT_FULL_WORSENING,
@@ -14,8 +14,8 @@ from telekol.server.demo_profiles import (
     profile_for,
     vitals,
 )
-from telekol.server.demo_readings import ANSWERS, MEASUREMENTS, cat_answers, session
-from telekol.server.seed import PATIENTS, RULE_SETTINGS
+from telekol.server.demo.readings import ANSWERS, MEASUREMENTS, cat_answers, session
+from telekol.server.demo.seed import PATIENTS, RULE_SETTINGS
 
 MONDAY = datetime(2026, 3, 2, 7, 30, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, col, select
-from telekol.server.demo_history import history
-from telekol.server.demo_profiles import PROFILES
-from telekol.server.demo_readings import TIMEZONE
-from telekol.server.demo_replay import HistoryReplay, next_working_time, response_time
+from telekol.server.demo.history import history
+from telekol.server.demo.profiles import PROFILES
+from telekol.server.demo.readings import TIMEZONE
+from telekol.server.demo.replay import HistoryReplay, next_working_time, response_time
 from telekol.server.models import (
     Alert,
     AlertTransition,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import AuditRecord, Episode
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.test_web import csrf_token, log_in

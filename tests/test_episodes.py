@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import episodes, handovers
-from telekol.server.access import may, visible_patient
-from telekol.server.episodes import Conflict, EpisodeError, NotFound, NotPermitted
+from telekol.server.care import episodes, handovers
+from telekol.server.care.access import may, visible_patient
+from telekol.server.care.episodes import Conflict, EpisodeError, NotFound, NotPermitted
 from telekol.server.models import CareTeamMember, Episode, Handover, User
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

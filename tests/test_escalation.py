@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from sqlmodel import Session, select
-from telekol.server.alert_lifecycle import acknowledge
-from telekol.server.escalation import (
+from telekol.server.alerts.escalation import (
     Policy,
     Window,
     apply_escalations,
     due_escalations,
     ensure_default_policy,
 )
+from telekol.server.alerts.lifecycle import acknowledge
 from telekol.server.models import Alert, AlertEscalation, User
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Copenhagen

@@ -5,12 +5,17 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from telekol.server.cli import main
-from telekol.server.cohort import START, Exacerbation, SyntheticPatient, generate_cohort
-from telekol.server.evaluate_report import Alert, as_stored, once_per_day
-from telekol.server.evaluate_rules import RULE_SETS, evaluate, programme_limits, replay
-from telekol.server.programme import programme
-from telekol.server.rules import Reading
+from telekol.server.alerts.evaluation.cohort import (
+    START,
+    Exacerbation,
+    SyntheticPatient,
+    generate_cohort,
+)
+from telekol.server.alerts.evaluation.evaluate import RULE_SETS, evaluate, programme_limits, replay
+from telekol.server.alerts.evaluation.report import Alert, as_stored, once_per_day
+from telekol.server.alerts.rules import Reading
+from telekol.server.care.programme import programme
+from telekol.server.ops.cli import main
 
 THRESHOLDS_ONLY = RULE_SETS[0][1]
 ALL_RULES = RULE_SETS[3][1]

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session, select
-from telekol.device_gateway.payload import parse_measurements
 from telekol.fhir.codes import OBSERVATION_KEY_SYSTEM
 from telekol.fhir.validation import validate_resource
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.demo.seed import DEMO_PASSWORD
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import Alert
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from telekol.fhir.validation import validate_resource
 from telekol.server.config import load_settings
 from telekol.server.db import make_engine
-from telekol.server.fhir_bench import benchmark, fresh_database, load, measure
+from telekol.server.ops.bench.fhir import benchmark, fresh_database, load, measure
 from telekol.server.web import create_app
 
 from tests.conftest import BACKENDS

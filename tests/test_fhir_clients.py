@@ -13,10 +13,10 @@ from fhirclient.models.observation import Observation as SmartObservation
 from fhirclient.models.patient import Patient as SmartPatient
 from fhirpy import SyncFHIRClient
 from sqlmodel import Session, select
-from telekol.device_gateway.payload import parse_measurements
 from telekol.fhir.validation import validate_resource
 from telekol.server.db import make_engine
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import Observation
 
 from tests.stack_fixtures import Stack

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, col, select
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.fhir.validation import validate_resource
+from telekol.server.ingest.self_report import QuestionnaireService
 from telekol.server.models import StoredResource
-from telekol.server.self_report import QuestionnaireService
 from telekol.server.web import create_app
 
 from tests.test_fhir_api import Fhir

@@ -129,7 +129,7 @@ def test_r4b_models_are_used_and_r5_only_elements_are_refused():
 
 def test_demo_patients_names_match_the_sex_their_cpr_encodes() -> None:
     from telekol.fhir.cpr import sex
-    from telekol.server.seed import PATIENTS
+    from telekol.server.demo.seed import PATIENTS
 
     female = {"Karen", "Inge", "Birthe", "Else"}
     for cpr, given, _family, _team in PATIENTS:

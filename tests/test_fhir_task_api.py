@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, col, select
 from telekol.fhir.task import ALERT_RULE_SYSTEM
 from telekol.fhir.validation import validate_resource
-from telekol.server.ingest import IngestService
+from telekol.server.ingest.batch import IngestService
 from telekol.server.models import Alert, User
 from telekol.server.web import create_app
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from telekol.server.http_bench import DEFAULT_PATH, measure, run_http_bench
+from telekol.server.ops.bench.http import DEFAULT_PATH, measure, run_http_bench
 
 from tests.stack_fixtures import Stack
 

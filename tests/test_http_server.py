@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 import socketio
-from telekol.server.supervisor import child_env, free_port, wait_for_health
+from telekol.server.ops.supervisor import child_env, free_port, wait_for_health
 
 from tests.stack_fixtures import LiveClient, Stack
 
@@ -119,7 +119,7 @@ def own_server(stack: Stack, tmp_path: Path):
     settings = stack.settings.with_overrides(http_port=free_port())
     log = tmp_path / "server.log"
     with log.open("wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "telekol.server.cli", "server"],
+        process = subprocess.Popen([sys.executable, "-m", "telekol.server.ops.cli", "server"],
                                    env=child_env(settings), stdout=subprocess.PIPE,
                                    stderr=stderr)
     url = f"http://{settings.http_host}:{settings.http_port}"

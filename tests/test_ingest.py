@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, event
 from sqlmodel import Session, col, func, select
-from telekol.device_gateway.payload import parse_measurements
-from telekol.server.context_cache import ContextCache
+from telekol.server.accounts.devices import provision_device
+from telekol.server.alerts.context_cache import ContextCache
 from telekol.server.db import session_scope
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import (
     Alert,
     Device,
@@ -20,7 +21,6 @@ from telekol.server.models import (
     Observation,
     QuarantinedMessage,
 )
-from telekol.server.provisioning import provision_device
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -281,7 +281,7 @@ def test_a_batch_is_one_insert_per_table_whatever_its_size(engine, fixture) -> N
 
 
 def test_a_hubs_backlog_costs_in_proportion_to_its_length(engine, fixture, monkeypatch) -> None:
-    from telekol.server.rules.snapshot import ReadingIndex
+    from telekol.server.alerts.rules.snapshot import ReadingIndex
 
     indexed = []
     add = ReadingIndex.add

@@ -8,8 +8,8 @@ import pytest
 from telekol.fhir.codes import MEASUREMENT_TYPES
 from telekol.fhir.questionnaire import QUESTIONNAIRES
 from telekol.fhir.validation import InvalidResource
-from telekol.server import mapper_check, observation_rows, questionnaires
-from telekol.server.ingest import IngestService
+from telekol.server.ingest import mapper_check, observation_rows, questionnaires
+from telekol.server.ingest.batch import IngestService
 
 from tests.test_alert_rules_ingest import answers, measure
 from tests.test_ingest import NOW

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import event
 from sqlmodel import Session, col, select
-from telekol.server import access, messages
+from telekol.server.care import access, messages
+from telekol.server.demo.seed import seed_demo_messages
 from telekol.server.models import Message, Patient, User
-from telekol.server.seed import seed_demo_messages
 
 KAREN, POUL, ELSE = "0101419996", "1503459995", "1406449990"
 

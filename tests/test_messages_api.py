@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
-from telekol.server import access
+from telekol.server.care import access
 from telekol.server.config import Settings
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import AuditRecord, Message
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 KAREN, POUL, ELSE = "0101419996", "1503459995", "1406449990"

@@ -17,10 +17,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, select
-from telekol.server import audit, metrics
-from telekol.server.ingest import IngestService
+from telekol.server import metrics
+from telekol.server.audit import log as audit
+from telekol.server.demo.seed import DEMO_PASSWORD
+from telekol.server.ingest.batch import IngestService
 from telekol.server.models import Patient
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.test_ingest import NOW, delivery, reading

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
-from telekol.server import audit, care_plan
-from telekol.server.alert_lifecycle import acknowledge_all
-from telekol.server.care_plan_content import live_rows, parse_content
-from telekol.server.episodes import current_episode
+from telekol.server.alerts.lifecycle import acknowledge_all
+from telekol.server.audit import log as audit
+from telekol.server.care import plan as care_plan
+from telekol.server.care.episodes import current_episode
+from telekol.server.care.plan_content import live_rows, parse_content
 from telekol.server.models import Alert, AuditRecord, CarePlanVersion, User
 from telekol.server.web import create_app
 
@@ -355,7 +356,7 @@ def test_the_care_team_is_listed_with_a_number_to_call(app, path: str) -> None:
 
 
 def test_an_organisation_without_a_number_says_so_and_offers_no_link(app) -> None:
-    from telekol.server.admin import set_organization_phone
+    from telekol.server.accounts.admin import set_organization_phone
 
     with Session(app.config["engine"]) as session:
         set_organization_phone(session, "gp-torvet", None)

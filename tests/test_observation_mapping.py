@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import pytest
-from telekol.device_gateway.payload import Measurement, Reading
 from telekol.fhir.codes import (
     LOINC,
     MDC,
@@ -17,6 +16,7 @@ from telekol.fhir.codes import (
 )
 from telekol.fhir.observation import Triage, observations_for, profiles_for
 from telekol.fhir.validation import validate_resource
+from telekol.server.device_messages.measurements import Measurement, Reading
 
 ISSUED = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
 SD = "http://hl7.org/fhir/StructureDefinition/"

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import care_plan, proposals
-from telekol.server.alert_lifecycle import acknowledge
+from telekol.server.alerts.lifecycle import acknowledge
+from telekol.server.alerts.scheduler import Scheduler
+from telekol.server.care import plan as care_plan
+from telekol.server.care import proposals
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, CarePlanVersion, Message, ThresholdProposal, User
-from telekol.server.scheduler import Scheduler
 from telekol.server.web import create_app
 
 from tests.test_patient_page import device_for, patient_id, send_readings

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
-from telekol.device_gateway.payload import parse_measurements
 from telekol.server.db import utcnow
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import AuditRecord, MonitoringPause, User
 from telekol.server.web import create_app
 

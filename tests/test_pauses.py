@@ -6,11 +6,11 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlmodel import Session, func, select
-from telekol.server import episodes, pauses
-from telekol.server.episodes import Conflict, EpisodeError, NotFound, NotPermitted
-from telekol.server.escalation import TIMEZONE
+from telekol.server.alerts.escalation import TIMEZONE
+from telekol.server.alerts.scheduler import Scheduler, ensure_defaults
+from telekol.server.care import episodes, pauses
+from telekol.server.care.episodes import Conflict, EpisodeError, NotFound, NotPermitted
 from telekol.server.models import Alert, Patient, User
-from telekol.server.scheduler import Scheduler, ensure_defaults
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

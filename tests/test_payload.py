@@ -5,7 +5,7 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from telekol.device_gateway.payload import (
+from telekol.server.device_messages.measurements import (
     DeviceInfo,
     Measurement,
     Reading,

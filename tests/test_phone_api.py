@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, col, func, select
-from telekol.server.admin import add_user
+from telekol.server.accounts.admin import add_user
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import Alert, AuditRecord, Observation, StoredResource
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 KAREN, POUL, ELSE = 0, 1, 7  # fixture patient indexes (Else: no sharing consent)

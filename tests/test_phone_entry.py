@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, func, select
-from telekol.device_gateway.payload import parse_measurements
-from telekol.server import phone_entry
-from telekol.server.admin import add_user
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.accounts.admin import add_user
+from telekol.server.demo.seed import DEMO_PASSWORD
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest import phone_entry
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import Alert, AuditRecord, Observation, User
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 from tests.test_web import log_in

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from telekol.server.broker import PortInUse, ensure_port_free
-from telekol.server.supervisor import free_port
+from telekol.server.broker.mosquitto import PortInUse, ensure_port_free
+from telekol.server.ops.supervisor import free_port
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def telekol(data_dir: Path, *args: str, **ports: int) -> subprocess.CompletedPro
     """Run `telekol ARGS` on its own data dir and ports; kill all it started if it hangs."""
     env = dict(os.environ, TELEKOL_DATA_DIR=str(data_dir),
                **{f"TELEKOL_{k.upper()}": str(v) for k, v in ports.items()})
-    process = subprocess.Popen([sys.executable, "-m", "telekol.server.cli", *args], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "telekol.server.ops.cli", *args], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:

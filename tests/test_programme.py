@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from telekol.server.care_plan_content import parse_content
-from telekol.server.programme import UnknownProgramme, programme
+from telekol.server.care.plan_content import parse_content
+from telekol.server.care.programme import UnknownProgramme, programme
 
 
 def test_the_copd_defaults_are_valid_care_plan_content() -> None:
@@ -33,11 +33,11 @@ def test_a_newly_enrolled_patient_is_judged_against_the_programme_defaults(engin
     from datetime import timedelta
 
     from sqlmodel import Session, select
-    from telekol.server.admin import add_patient
-    from telekol.server.care_plan import current_version
-    from telekol.server.ingest import IngestService
+    from telekol.server.accounts.admin import add_patient
+    from telekol.server.accounts.devices import provision_device
+    from telekol.server.care.plan import current_version
+    from telekol.server.ingest.batch import IngestService
     from telekol.server.models import Alert, MeasurementSchedule, Threshold
-    from telekol.server.provisioning import provision_device
 
     from tests.test_alert_rules_ingest import measure
     from tests.test_ingest import NOW
@@ -65,7 +65,7 @@ def test_a_newly_enrolled_patient_is_judged_against_the_programme_defaults(engin
 
 def test_a_patient_marked_hypercapnic_starts_from_the_hypercapnic_limits(engine) -> None:
     from sqlmodel import Session, select
-    from telekol.server.admin import add_patient
+    from telekol.server.accounts.admin import add_patient
     from telekol.server.models import PatientRuleSettings, Threshold
 
     with Session(engine) as session:

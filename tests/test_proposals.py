@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import care_plan, proposals
-from telekol.server.care_plan import CarePlanError, NotAllowed, StaleVersion
-from telekol.server.care_plan_content import InvalidCarePlan
+from telekol.server.care import plan as care_plan
+from telekol.server.care import proposals
+from telekol.server.care.plan import CarePlanError, NotAllowed, StaleVersion
+from telekol.server.care.plan_content import InvalidCarePlan
 from telekol.server.models import Threshold, ThresholdProposal, User
 
 from tests.test_care_plan import patient_id, user

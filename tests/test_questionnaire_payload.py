@@ -4,13 +4,13 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from telekol.device_gateway.envelope import MAX_OBJECTS, MAX_PAYLOAD_BYTES
-from telekol.device_gateway.questionnaire_payload import (
+from telekol.fhir.questionnaire import QUESTIONNAIRES
+from telekol.server.device_messages.envelope import MAX_OBJECTS, MAX_PAYLOAD_BYTES
+from telekol.server.device_messages.questionnaire_responses import (
     QuestionnaireAnswers,
     Rejection,
     parse_questionnaire_responses,
 )
-from telekol.fhir.questionnaire import QUESTIONNAIRES
 
 RECEIVED = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 CAT = {"cough": 1, "phlegm": 2, "chest_tightness": 0, "breathlessness": 4, "activities": 3,

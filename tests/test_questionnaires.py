@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
-from telekol.device_gateway.questionnaire_payload import parse_questionnaire_responses
 from telekol.fhir.questionnaire import (
     CAT_IMPACT_SYSTEM,
     QUESTIONNAIRES,
@@ -17,10 +16,11 @@ from telekol.fhir.questionnaire import (
     questionnaire_resource,
 )
 from telekol.fhir.validation import validate_resource
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.device_messages.questionnaire_responses import parse_questionnaire_responses
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
+from telekol.server.ingest.questionnaires import WEB_SOURCE
+from telekol.server.ingest.self_report import InvalidAnswers, QuestionnaireService
 from telekol.server.models import InboundMessage, Observation, QuarantinedMessage, StoredResource
-from telekol.server.questionnaires import WEB_SOURCE
-from telekol.server.self_report import InvalidAnswers, QuestionnaireService
 
 from tests import test_ingest
 from tests.stack_fixtures import Stack, StatusListener

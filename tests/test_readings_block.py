@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
-from telekol.device_gateway.payload import parse_measurements
 from telekol.server.db import utcnow
-from telekol.server.ingest import IngestService, ParsedDelivery
+from telekol.server.device_messages.measurements import parse_measurements
+from telekol.server.ingest.batch import IngestService, ParsedDelivery
 from telekol.server.models import Alert, PatientRuleSettings, Threshold
 from telekol.server.web import create_app
 

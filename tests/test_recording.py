@@ -1,8 +1,8 @@
 """Every door runs the rules: the same answers raise the same alert through each of them.
 
 Doors: the MQTT gateway (IngestService), the patient's own web form (QuestionnaireService),
-telephone/paper entry (server/phone_entry.py) and POST /fhir/Observation
-(server/manual_entry.py). Each stores, triages and alerts through server/recording.py.
+telephone/paper entry (server/ingest/phone_entry.py) and POST /fhir/Observation
+(server/ingest/manual_entry.py). Each stores, triages and alerts through server/ingest/recorder.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import manual_entry, phone_entry
-from telekol.server.ingest import IngestService
+from telekol.server.ingest import manual_entry, phone_entry
+from telekol.server.ingest.batch import IngestService
+from telekol.server.ingest.self_report import QuestionnaireService
 from telekol.server.models import Alert, User
-from telekol.server.self_report import QuestionnaireService
 
 from tests.test_alert_rules_ingest import answers, measure
 from tests.test_ingest import NOW

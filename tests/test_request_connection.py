@@ -17,8 +17,8 @@ from flask import Flask
 from sqlalchemy import event, select
 from sqlmodel import Session
 from telekol.server.config import Settings
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.models import AuditRecord, Observation
-from telekol.server.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 from telekol.server.web.extensions import socketio
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules.alert_marks import AlertMark, alert_marks, concerned_code
+from telekol.server.alerts.rules.alert_marks import AlertMark, alert_marks, concerned_code
 
 NOW = datetime(2025, 11, 20, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

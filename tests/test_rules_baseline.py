@@ -3,8 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.baseline import spirometry, spo2_below_baseline, spo2_drop
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.baseline import spirometry, spo2_below_baseline, spo2_drop
 
 # 08:00 on 4 Nov in Copenhagen (UTC+1 in November).
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)

@@ -3,8 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.cat import cat_rise
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.cat import cat_rise
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

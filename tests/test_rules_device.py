@@ -3,14 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import (
+from telekol.server.alerts.rules import (
     DeviceState,
     PatientContext,
     Reading,
     default_parameters,
     merge_parameters,
 )
-from telekol.server.rules.device import battery, clock, rejections, silent
+from telekol.server.alerts.rules.device import battery, clock, rejections, silent
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import (
+from telekol.server.alerts.rules import (
     READING_RULES,
     SCHEDULE_RULES,
     DeviceState,
@@ -14,7 +14,7 @@ from telekol.server.rules import (
     evaluate_schedule,
     triage_colour,
 )
-from telekol.server.triage import AlertRequest, ThresholdSet
+from telekol.server.alerts.triage import AlertRequest, ThresholdSet
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -3,14 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import (
+from telekol.server.alerts.rules import (
     PatientContext,
     Reading,
     ScheduledMeasurement,
     default_parameters,
     merge_parameters,
 )
-from telekol.server.rules.missing import missing
+from telekol.server.alerts.rules.missing import missing
 
 DUE = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)  # 08:00 in Copenhagen
 MINUTE = timedelta(minutes=1)

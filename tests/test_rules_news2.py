@@ -3,8 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.news2 import news2, score
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.news2 import news2, score
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

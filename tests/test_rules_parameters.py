@@ -4,7 +4,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from telekol.server.rules import (
+from telekol.server.alerts.rules import (
     Parameter,
     RuleParameters,
     UnknownParameter,

@@ -3,14 +3,19 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.baseline import spirometry, spo2_below_baseline
-from telekol.server.rules.personal_baseline import (
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.baseline import spirometry, spo2_below_baseline
+from telekol.server.alerts.rules.personal_baseline import (
     BASELINE_CODES,
     personal_baseline,
     window_days,
 )
-from telekol.server.rules.weight import weight_gain
+from telekol.server.alerts.rules.weight import weight_gain
 
 NOW = datetime(2025, 11, 20, 8, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -12,7 +12,7 @@ RULES = ROOT / "server" / "rules"
 FORBIDDEN = ("flask", "flask_socketio", "flask_login", "sqlalchemy", "sqlmodel", "alembic",
              "psycopg", "paho", "requests", "socketio")
 # What a rule may import from the project: itself, the pure triage core and the code catalogue.
-PROJECT_ALLOWED = ("telekol.server.rules", "telekol.server.triage", "telekol.fhir.codes")
+PROJECT_ALLOWED = ("telekol.server.alerts.rules", "telekol.server.alerts.triage", "telekol.fhir.codes")
 
 
 def imported_modules(source: str) -> set[str]:
@@ -50,7 +50,7 @@ def test_no_rule_module_imports_io_frameworks(path):
 
 
 def test_importing_the_rules_loads_no_io_framework():
-    code = ("import sys, telekol.server.rules; "
+    code = ("import sys, telekol.server.alerts.rules; "
             "print(sorted({m.split('.')[0] for m in sys.modules}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

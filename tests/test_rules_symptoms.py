@@ -5,8 +5,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.symptoms import symptoms
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.symptoms import symptoms
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)  # 08:00 in Copenhagen
 HOUR = timedelta(hours=1)

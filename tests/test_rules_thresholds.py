@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
-from telekol.server.rules import PatientContext, Reading
-from telekol.server.rules.thresholds import threshold
-from telekol.server.triage import ThresholdSet
+from telekol.server.alerts.rules import PatientContext, Reading
+from telekol.server.alerts.rules.thresholds import threshold
+from telekol.server.alerts.triage import ThresholdSet
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 SPO2 = ThresholdSet("spo2", red_low=88, yellow_low=92, set_by="Dr. X",

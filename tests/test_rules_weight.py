@@ -3,8 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telekol.server.rules import PatientContext, Reading, default_parameters, merge_parameters
-from telekol.server.rules.weight import weight_gain
+from telekol.server.alerts.rules import (
+    PatientContext,
+    Reading,
+    default_parameters,
+    merge_parameters,
+)
+from telekol.server.alerts.rules.weight import weight_gain
 
 NOW = datetime(2025, 11, 4, 7, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

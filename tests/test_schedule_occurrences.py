@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from telekol.server.escalation import TIMEZONE
+from telekol.server.alerts.escalation import TIMEZONE
+from telekol.server.alerts.scheduler import occurrences
 from telekol.server.models import MeasurementSchedule
-from telekol.server.scheduler import occurrences
 
 PATIENT = "p1"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=TIMEZONE)  # a Monday: plan day 0

@@ -7,7 +7,8 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, func, select
-from telekol.server.escalation import TIMEZONE
+from telekol.server.alerts.escalation import TIMEZONE
+from telekol.server.alerts.scheduler import Scheduler, ensure_defaults
 from telekol.server.models import (
     Alert,
     Device,
@@ -16,7 +17,6 @@ from telekol.server.models import (
     PatientRuleSettings,
     ScheduledAlertKey,
 )
-from telekol.server.scheduler import Scheduler, ensure_defaults
 
 
 def evening_after_enrolment(engine) -> datetime:
@@ -146,7 +146,7 @@ def test_the_scheduler_escalates_and_stops_when_asked(engine, demo) -> None:
 
 
 def test_repeated_rejections_give_one_blue_device_alert(engine, demo) -> None:
-    from telekol.server.ingest import IngestService
+    from telekol.server.ingest.batch import IngestService
 
     from tests.test_ingest import delivery
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 from telekol.server.db import session_scope
+from telekol.server.demo.seed import ORGANIZATIONS, seed_demo
 from telekol.server.models import Organization
-from telekol.server.seed import ORGANIZATIONS, seed_demo
 
 
 def phones(engine) -> dict[str, str | None]:

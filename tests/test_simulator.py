@@ -7,7 +7,7 @@ from pathlib import Path
 
 from telekol.device_gateway.simulator import Hub, Simulator
 from telekol.server.config import Settings
-from telekol.server.demo_profiles import PROFILES
+from telekol.server.demo.profiles import PROFILES
 
 
 class FakeClient:

@@ -12,7 +12,7 @@ from telekol.device_gateway.simulator_plan import (
     pause,
     routine,
 )
-from telekol.server.demo_readings import FEELING_WORSE
+from telekol.server.demo.readings import FEELING_WORSE
 
 HUBS = [f"hub-{n:04d}" for n in range(1, 9)]
 PERIOD = 600.0

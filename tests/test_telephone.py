@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from telekol.server.telephone import InvalidPhone, normalise, shown, tel_uri
+from telekol.server.care.telephone import InvalidPhone, normalise, shown, tel_uri
 
 
 @pytest.mark.parametrize(("typed", "stored"), [

@@ -1,7 +1,7 @@
 """MQTT topic parsing and building."""
 
 import pytest
-from telekol.device_gateway.topics import (
+from telekol.server.device_messages.topics import (
     DEVICE_ID_RE,
     MEASUREMENTS_SUBSCRIPTION,
     TOPIC_RE,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from telekol.server.config import Settings
-from telekol.server.seed import DEMO_PASSWORD
+from telekol.server.demo.seed import DEMO_PASSWORD
 from telekol.server.web import create_app
 
 
@@ -115,7 +115,7 @@ def test_a_malformed_token_request_gets_a_clear_400(app, body) -> None:
 
 
 def test_an_expired_token_is_refused(app, settings) -> None:
-    from telekol.server.accounts import TokenSigner
+    from telekol.server.accounts.login import TokenSigner
 
     signer = TokenSigner(app.config["SECRET_KEY"], ttl_seconds=-1)
     client = app.test_client()
@@ -187,7 +187,7 @@ def test_an_unauthenticated_write_gets_401_not_a_csrf_error(app, path: str, kind
 
 
 def test_the_patient_list_shows_each_types_latest_reading_and_the_worst_alert(app, engine) -> None:
-    from telekol.server.ingest import IngestService
+    from telekol.server.ingest.batch import IngestService
 
     from tests.test_ingest import NOW, delivery, reading
 

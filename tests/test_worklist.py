@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
-from telekol.server import pauses
-from telekol.server.alert_lifecycle import acknowledge
+from telekol.server.alerts.lifecycle import acknowledge
+from telekol.server.care import pauses
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, User
 from telekol.server.web import create_app
-from telekol.server.worklist import WorklistQuery, worklist
+from telekol.server.worklist.rows import WorklistQuery, worklist
 
 from tests.test_patient_page import device_for, patient_id, send_readings
 from tests.test_web import csrf_token, log_in

@@ -8,7 +8,7 @@ from flask import Flask, Response, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from telekol.server.accounts import TokenSigner
+from telekol.server.accounts.login import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
 from telekol.server.metrics import watch_pool
@@ -29,23 +29,41 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
     from telekol.clinician_ui import bp as ui_bp
-    from telekol.server.mapper_check import ensure_valid
-    from telekol.server.web import (  # one blueprint per area of the JSON door
-        admin_api,  # organisations and users, administrators only
-        api,  # alerts, inbox, patient list, quarantine
-        audit_api,  # the audit log, the patient's access log
+    from telekol.server.ingest.mapper_check import ensure_valid
+    from telekol.server.web import (
         auditing,  # the audit hook
         auth,
-        care_plan_api,  # shared care plan, threshold proposals
-        episode_api,  # episodes, consent, pauses, handovers
-        fhir_api,
         health,
-        me_api,  # readings over time for the charts
-        messages_api,  # threads about a patient, unread counts
         metrics_view,  # GET /metrics, the timing of every request
-        phone_api,  # readings and answers given by telephone
     )
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
+    from telekol.server.web.api import (  # one blueprint per area of the JSON door
+        admin as admin_api,  # organisations and users, administrators only
+    )
+    from telekol.server.web.api import (
+        alerts as api,  # alerts, inbox, patient list, quarantine
+    )
+    from telekol.server.web.api import (
+        audit as audit_api,  # the audit log, the patient's access log
+    )
+    from telekol.server.web.api import (
+        care_plan as care_plan_api,  # shared care plan, threshold proposals
+    )
+    from telekol.server.web.api import (
+        episodes as episode_api,  # episodes, consent, pauses, handovers
+    )
+    from telekol.server.web.api import (
+        me as me_api,  # readings over time for the charts
+    )
+    from telekol.server.web.api import (
+        messages as messages_api,  # threads about a patient, unread counts
+    )
+    from telekol.server.web.api import (
+        phone as phone_api,  # readings and answers given by telephone
+    )
+    from telekol.server.web.fhir import (
+        api as fhir_api,
+    )
 
     ensure_valid()  # the doors store mapped resources without validating each one
     settings = settings or load_settings()

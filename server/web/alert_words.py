@@ -1,6 +1,6 @@
 """Why an alert was raised, in the reader's language, from what the rule found.
 
-Rules store structured `details` (server/rules/); the stored `reason` is an English machine
+Rules store structured `details` (server/alerts/rules/); the stored `reason` is an English machine
 text for the API. Screens call `reason_words(rule, details, severity)` and get a sentence
 from the translation catalogue with local numbers, units and times. A rule this module does
 not know falls back to the stored English reason.

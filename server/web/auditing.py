@@ -3,7 +3,7 @@
 Views call `note(...)` once they know which patients a request touches; the audit hook
 (`init_app`, wired in server/web/__init__.py) writes one chained record per noted patient
 after the response is made, in a transaction of its own on the request's own connection
-(server/web/context.py `db()`, server/audit.py), with the outcome taken from the HTTP
+(server/web/context.py `db()`, server/audit/log.py), with the outcome taken from the HTTP
 status. If the records cannot be written, the response is replaced by a 503: no patient
 data leaves without its audit record. A request that noted nothing but
 was refused (403/404) while naming an existing patient is recorded as a denied attempt,
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from flask_babel import gettext as _
 from sqlmodel import col, select
-from telekol.server import audit
+from telekol.server.audit import log as audit
 from telekol.server.models import Patient
 from telekol.server.web.context import db, door_of, unavailable
 
@@ -70,7 +70,7 @@ def write(entries: list[audit.Entry]) -> None:
 
     What the request has not committed is rolled back first, as the end of the request
     would: the records go in a fresh transaction, which on SQLite must begin with the
-    write (server/audit.py), and they stay even when the request's own work failed.
+    write (server/audit/log.py), and they stay even when the request's own work failed.
     """
     if not entries:
         return

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Request, current_app, jsonify, redirect, request, session, url_for
 from flask_login import current_user, login_user
 from sqlmodel import select
-from telekol.server.accounts import SESSION_LIFETIME, LoginThrottle, authenticate
+from telekol.server.accounts.login import SESSION_LIFETIME, LoginThrottle, authenticate
 from telekol.server.db import utcnow
 from telekol.server.models import User
 from telekol.server.web.context import db, services

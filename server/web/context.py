@@ -18,7 +18,7 @@ from flask import Response, current_app, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
-from telekol.server.accounts import TokenSigner
+from telekol.server.accounts.login import TokenSigner
 from telekol.server.config import Settings
 from telekol.server.metrics import POOL_TIMEOUTS
 from telekol.server.web.errors import outcome_response

@@ -1,6 +1,6 @@
 """Live updates: internal MQTT events fanned out over Socket.IO namespace /live.
 
-Both ends are audited (server/audit.py, door "live"): a connection joining its rooms, and
+Both ends are audited (server/audit/log.py, door "live"): a connection joining its rooms, and
 what is pushed to a connected user: one record per user and patient for each delivered
 batch, naming the events (`alert/5,observation/ab12`), written with one INSERT before the
 push; if the records cannot be written, the batch is not pushed. Each web process records
@@ -31,10 +31,11 @@ from flask_socketio import ConnectionRefusedError, SocketIO, join_room
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.engine import Engine
-from telekol.device_gateway.mqtt import make_client
-from telekol.server import audit, events, metrics
-from telekol.server.access import rooms_of
-from telekol.server.broker import service_password
+from telekol.server import events, metrics
+from telekol.server.audit import log as audit
+from telekol.server.broker.client import make_client
+from telekol.server.broker.mosquitto import service_password
+from telekol.server.care.access import rooms_of
 from telekol.server.config import Settings
 from telekol.server.db import make_engine
 from telekol.server.web.auditing import write as write_audit

@@ -29,7 +29,7 @@
     return (value) => format.format(value);
   }
 
-  // Red below red_low, yellow up to yellow_low; the same upwards: as server/triage.py.
+  // Red below red_low, yellow up to yellow_low; the same upwards: as server/alerts/triage.py.
   function bands(limits) {
     const found = [];
     const edge = (key) => (isNumber(limits[key]) ? limits[key] : null);

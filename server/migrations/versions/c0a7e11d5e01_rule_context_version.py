@@ -28,7 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from telekol.server.context_versions import drop_triggers
+    from telekol.server.alerts.context_versions import drop_triggers
 
     drop_triggers(op.get_bind())
     op.drop_table('rulecontextversion')

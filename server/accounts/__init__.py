@@ -1,0 +1,1 @@
+"""Accounts: users' login and API tokens, device credentials, administration."""

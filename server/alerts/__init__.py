@@ -1,0 +1,1 @@
+"""Alerts: the pure rules and triage, the rules' inputs, the alert workflow."""

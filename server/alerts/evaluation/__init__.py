@@ -1,0 +1,1 @@
+"""Replay a synthetic cohort through the rules and score them."""

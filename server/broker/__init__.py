@@ -1,0 +1,1 @@
+"""The MQTT broker: Mosquitto's files and process, the client every part uses."""

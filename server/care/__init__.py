@@ -1,0 +1,1 @@
+"""Care: episodes and consent, who may see, handovers, pauses, plans, messages."""

@@ -1,0 +1,1 @@
+"""The demo: its fixture, its patients' physiology and their history."""

@@ -1,0 +1,1 @@
+"""What a device may send: topics and payloads parsed into values (pure)."""

@@ -1,0 +1,1 @@
+"""Ingest: every door's readings and answers, recorded through one Recorder."""

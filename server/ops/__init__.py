@@ -1,0 +1,1 @@
+"""Operations: the `telekol` command, the supervisor, the web server, benchmarks."""

@@ -1,0 +1,1 @@
+"""The benchmarks: `telekol bench`, `bench-fhir`, `bench-http`, `bench-worklist`."""

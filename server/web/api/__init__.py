@@ -1,0 +1,1 @@
+"""The JSON door at /api: one module per area."""

@@ -1,0 +1,1 @@
+"""The FHIR door at /fhir: one module per resource family."""

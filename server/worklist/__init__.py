@@ -1,0 +1,1 @@
+"""The work list: one row per patient, a patient's status, trends."""
