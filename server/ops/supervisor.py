@@ -41,8 +41,8 @@ class Part:
 
     def start(self, env: dict[str, str]) -> None:
         """Start the process (a `telekol` sub-command)."""
-        self.process = subprocess.Popen([sys.executable, "-m", "telekol.server.ops.cli", *self.args],
-                                        env=env)
+        command = [sys.executable, "-m", "telekol.server.ops.cli", *self.args]
+        self.process = subprocess.Popen(command, env=env)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the process to stop, then kill it after `timeout`."""

@@ -1,9 +1,9 @@
 """Replay a synthetic cohort through the alert rules and compare rule sets (issue 5, item 6).
 
 Every patient's readings go through the rules in time order, as ingest would run them, with the
-COPD programme's default care-plan limits and `default_parameters()`; server/alerts/evaluation/report.py
-scores the alerts (detection, lead time, alarm burden). Synthetic data: a regression instrument
-for the rules, not a clinical claim.
+COPD programme's default care-plan limits and `default_parameters()`;
+server/alerts/evaluation/report.py scores the alerts (detection, lead time, alarm burden).
+Synthetic data: a regression instrument for the rules, not a clinical claim.
 """
 
 from __future__ import annotations
