@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import login_required
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.my_views import WEEKDAYS, own_patient
 from telekol.clinician_ui.patient_page_views import LOCAL
 from telekol.server.audit import log as audit

@@ -17,8 +17,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import select
-from telekol.clinician_ui import bp
 from telekol.clinician_ui.audit_words import ACTIONS, DOORS, choices, record_words
+from telekol.clinician_ui.blueprint import bp
 from telekol.server.accounts import admin
 from telekol.server.models import User
 from telekol.server.web.auditing import note

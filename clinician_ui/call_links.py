@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.server.care import telephone
 
 bp.add_app_template_filter(telephone.shown, "phone")

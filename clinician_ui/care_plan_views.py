@@ -14,7 +14,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import col, select
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.care_plan_words import (
     PARAMETER_DEFAULTS,
     content_fields,

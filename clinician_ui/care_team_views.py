@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlmodel import Session, col, select
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.patient_page_views import patient_header
 from telekol.server.care import episodes, pauses
 from telekol.server.care import handovers as handing_over

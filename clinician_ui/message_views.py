@@ -14,7 +14,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import Session, col
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.server.care import messages
 from telekol.server.care.access import may, visible_patients
 from telekol.server.care.contacts import team_contacts

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlmodel import Session
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.patient_page_views import org_names, responsibility
 from telekol.clinician_ui.plan_notes import changes
 from telekol.clinician_ui.reading_words import label, limit_order, limit_words, local_time

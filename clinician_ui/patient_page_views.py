@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, redirect, render_template, url_for
 from flask_login import login_required
 from sqlmodel import Session, col, select
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.reading_words import local_time
 from telekol.clinician_ui.readings_block import chart_days, readings
 from telekol.fhir.cpr import InvalidCPR, birth_date

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import abort, render_template, request
 from flask_login import login_required
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.fhir.questionnaire import QUESTIONNAIRES, QuestionnaireDef, cat_impact
 from telekol.server.ingest.self_report import InvalidAnswers, QuestionnaireService, Submission
 from telekol.server.web.auditing import note

@@ -12,7 +12,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.patient_page_views import patient_header
 from telekol.clinician_ui.reading_words import label, local_time, unit
 from telekol.fhir.codes import MEASUREMENT_TYPES

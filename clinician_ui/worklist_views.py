@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import login_required
-from telekol.clinician_ui import bp
+from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.worklist_words import row_view
 from telekol.server.alerts import lifecycle as alert_lifecycle
 from telekol.server.care.access import visible_patient

@@ -213,3 +213,9 @@ def test_no_import_cycle_in_server_modules():
               for m, targets in EDGES.items() if within(m, ("telekol.server",))}
     assert cycles(server) == []
 
+
+
+def test_no_import_cycle_within_the_pages():
+    pages = {m: {t for t in targets if within(t, ("telekol.clinician_ui",))}
+             for m, targets in EDGES.items() if within(m, ("telekol.clinician_ui",))}
+    assert cycles(pages) == []

@@ -1,0 +1,57 @@
+"""Login, logout and the language choice: the pages every visitor reaches first."""
+
+from __future__ import annotations
+
+from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import logout_user
+from telekol.clinician_ui.blueprint import bp
+from telekol.server.web.auth import attempt_login, start_session
+from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
+
+
+@bp.get("/login")
+def login():  # type: ignore[no-untyped-def]
+    """Show the login form."""
+    return render_template("login.html", error=None, next=_safe_next())
+
+
+@bp.post("/login")
+def login_submit():  # type: ignore[no-untyped-def]
+    """Log a user in with the form fields `username` and `password`."""
+    user, wait = attempt_login(request.form.get("username", ""),
+                               request.form.get("password", ""))
+    if wait:
+        page = render_template("login.html", next=_safe_next(),
+                               error=_("Too many failed logins. Try again in a minute."))
+        return page, 429, {"Retry-After": str(wait)}
+    if user is None:  # also when the account is locked: the page does not reveal it
+        return render_template("login.html", error=_("Wrong username or password."),
+                               next=_safe_next()), 401
+    start_session(user)
+    return redirect(_safe_next() or url_for("ui.dashboard"))
+
+
+@bp.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    """End the session."""
+    logout_user()
+    return redirect(url_for("ui.login"))
+
+
+@bp.get("/language/<code>")
+def language(code: str):  # type: ignore[no-untyped-def]
+    """Remember the chosen language and go back."""
+    response = redirect(_safe_next() or url_for("ui.dashboard"))
+    if code in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax",
+                            httponly=True)
+    return response
+
+
+def _safe_next() -> str | None:
+    # Only local paths: an absolute URL here would be an open redirect.
+    target = request.values.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target.rstrip("?") or None
+    return None
