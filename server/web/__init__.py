@@ -30,40 +30,19 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
     from telekol.clinician_ui import bp as ui_bp
     from telekol.server.ingest.mapper_check import ensure_valid
-    from telekol.server.web import (
-        auditing,  # the audit hook
-        auth,
-        health,
-        metrics_view,  # GET /metrics, the timing of every request
-    )
+    from telekol.server.web import auditing, auth, health, metrics_view  # the shared core
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
-    from telekol.server.web.api import (  # one blueprint per area of the JSON door
-        admin as admin_api,  # organisations and users, administrators only
+    from telekol.server.web.api import (  # the JSON door: one blueprint per area
+        admin,
+        alerts,
+        audit,
+        care_plan,
+        episodes,
+        me,
+        messages,
+        phone,
     )
-    from telekol.server.web.api import (
-        alerts as api,  # alerts, inbox, patient list, quarantine
-    )
-    from telekol.server.web.api import (
-        audit as audit_api,  # the audit log, the patient's access log
-    )
-    from telekol.server.web.api import (
-        care_plan as care_plan_api,  # shared care plan, threshold proposals
-    )
-    from telekol.server.web.api import (
-        episodes as episode_api,  # episodes, consent, pauses, handovers
-    )
-    from telekol.server.web.api import (
-        me as me_api,  # readings over time for the charts
-    )
-    from telekol.server.web.api import (
-        messages as messages_api,  # threads about a patient, unread counts
-    )
-    from telekol.server.web.api import (
-        phone as phone_api,  # readings and answers given by telephone
-    )
-    from telekol.server.web.fhir import (
-        api as fhir_api,
-    )
+    from telekol.server.web.fhir import api as fhir  # the FHIR door: one blueprint
 
     ensure_valid()  # the doors store mapped resources without validating each one
     settings = settings or load_settings()
@@ -92,9 +71,8 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     app.jinja_env.globals.update(get_locale=get_locale, here_without_lang=here_without_lang)
     socketio.init_app(app, async_mode="threading")
     metrics_view.init_app(app)  # GET /metrics; its request timing hooks go first
-    for blueprint in (auth.bp, api.bp, fhir_api.bp, health.bp, ui_bp, me_api.bp,
-                      messages_api.bp, admin_api.bp, episode_api.bp, audit_api.bp,
-                      care_plan_api.bp, phone_api.bp):
+    for blueprint in (auth.bp, alerts.bp, fhir.bp, health.bp, ui_bp, me.bp, messages.bp,
+                      admin.bp, episodes.bp, audit.bp, care_plan.bp, phone.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(PoolTimeout, busy)
     app.before_request(_check_csrf)
