@@ -11,6 +11,10 @@ from sqlalchemy.engine import Engine
 from telekol.server import gateway_lease as lease
 from telekol.server.gateway_health import gateway_state
 from telekol.server.gateway_lease import LeaseLost
+from telekol.server.ingest import IngestService
+from telekol.server.models import InboundMessage, Observation, QuarantinedMessage
+
+from tests.test_ingest import NOW, count, delivery, reading
 
 
 def run(engine: Engine, action, *args):
@@ -121,3 +125,21 @@ def test_forget_drops_only_long_silent_heartbeats(engine: Engine) -> None:
     backdate(engine, "h/2", 7200)
     run(engine, lease.forget, 3600)
     assert [b.slot for b in run(engine, lease.roster)[2]] == ["h/1"]
+
+
+def test_an_ingest_under_a_lost_lease_commits_nothing(engine: Engine, demo) -> None:
+    device = demo["devices"][0]["device_id"]
+    run(engine, lease.acquire, "gw-a", -1, "id")
+    run(engine, lease.acquire, "gw-b", 60, "id")  # gw-a's lease (epoch 1) passed to gw-b
+    stale = IngestService(engine, clock=lambda: NOW,
+                          fence=lambda connection: lease.fence(connection, "gw-a", 1))
+    before = [count(engine, m) for m in (InboundMessage, Observation, QuarantinedMessage)]
+    with pytest.raises(LeaseLost):
+        stale.ingest([delivery(device, reading("fenced-1", 95))])
+    with pytest.raises(LeaseLost):
+        stale.quarantine(delivery(device, raw=b"garbage"), ["kept for review"])
+    assert [count(engine, m) for m in (InboundMessage, Observation, QuarantinedMessage)] == before
+    current = IngestService(engine, clock=lambda: NOW,
+                            fence=lambda connection: lease.fence(connection, "gw-b", 2))
+    assert current.ingest([delivery(device, reading("fenced-1", 95))]).statuses[0][1][
+        "result"] == "accepted"

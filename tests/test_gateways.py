@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -152,6 +153,35 @@ def test_a_retained_message_is_rejected_once_and_never_replayed_after_a_restart(
         stored = connection.execute(text(
             "SELECT COUNT(*) FROM inboundmessage WHERE msg_id = 'kept-1'")).scalar_one()
     assert (kept, stored) == (1, 0)
+
+
+def test_a_paused_active_that_lost_the_lease_wakes_up_on_standby_and_stores_nothing(
+        sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    wait_until(lambda: platform.standbys() == 1, 60, "a gateway on standby")
+    old, epoch = wait_until(platform.holder, 20, "a gateway to hold the lease")
+    device = Device(platform, 2)
+    assert old.process is not None
+    try:
+        old.process.send_signal(signal.SIGSTOP)  # paused: no renewal, its connection stays open
+        new, new_epoch = wait_until(lambda: (lambda h: h if h and h[1] > epoch else None)(
+            platform.holder()), 20, "the standby to take the lease")
+        device.send(measurement("paused-1"))
+        assert device.statuses_until("paused-1")[-1]["result"] == "accepted"
+        old.process.send_signal(signal.SIGCONT)
+        # Awake, the old holder finds the lease gone and stands by; the new one keeps it.
+        wait_until(lambda: platform.standbys() == 1, 20, "the woken gateway to stand by")
+        for number in range(2, 6):
+            device.send(measurement(f"paused-{number}"))
+            assert device.statuses_until(f"paused-{number}")[-1]["result"] == "accepted"
+        assert platform.holder() == (new, new_epoch)
+    finally:
+        if old.process is not None and old.process.poll() is None:
+            old.process.send_signal(signal.SIGCONT)
+        device.close()
+    _ledger, observations = stored_counts(platform.engine)
+    assert {m: n for (_d, m), n in observations.items() if m.startswith("paused-")} == {
+        f"paused-{n}": 2 for n in range(1, 6)}  # SpO2 and pulse, once each
 
 
 # --- chaos --------------------------------------------------------------------------------
