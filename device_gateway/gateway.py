@@ -90,9 +90,9 @@ class Gateway:
         self.settings = settings
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
-        # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
         self.keeper = LeaseKeeper(self.engine, self, ttl=settings.gateway_lease_seconds,
                                   client_id=gateway_client_id(settings))
+        # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
         self.service = IngestService(self.engine, cache=ContextCache(), fence=self.keeper.fence)
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()
@@ -157,7 +157,8 @@ class Gateway:
             self.generation += 1  # nothing received so far may be acked any more
             if client is None:
                 return
-            log.warning("standing by: %s", reason)
+            log.log(logging.INFO if self.stopping.is_set() else logging.WARNING,
+                    "standing by: %s", reason)
             client.disconnect()
             client.loop_stop()
             self.connected.clear()
