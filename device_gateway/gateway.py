@@ -4,6 +4,11 @@ paho's network thread only turns each message into a frozen `Inbound` and queues
 a worker thread parses, stores a batch in one transaction, and only then publishes
 statuses and events and acknowledges the messages (manual_ack). A persistent MQTT 5
 session (clean_start=False) keeps messages queued at the broker while we are down.
+
+Several gateway processes may run: only the one holding the lease in the database
+connects to the broker and consumes (device_gateway/lease_keeper.py); the others wait on
+standby without an MQTT connection, so none takes another's session. Every transaction is
+fenced by the lease's epoch, so a gateway that lost the lease can neither commit nor ack.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from typing import Any
 import orjson
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import InterfaceError, OperationalError
+from telekol.device_gateway.lease_keeper import LeaseKeeper
 from telekol.server import events, metrics
 from telekol.server.alerts.context_cache import ContextCache
 from telekol.server.broker.client import make_client, session_properties
 from telekol.server.broker.mosquitto import service_password
 from telekol.server.config import Settings, stored_secret
 from telekol.server.db import make_engine, utcnow
+from telekol.server.device_messages.envelope import refuse_retained
 from telekol.server.device_messages.measurements import Rejection, parse_measurements
 from telekol.server.device_messages.questionnaire_responses import parse_questionnaire_responses
 from telekol.server.device_messages.topics import (
@@ -37,21 +45,26 @@ from telekol.server.device_messages.topics import (
     status_topic,
 )
 from telekol.server.ingest.batch import IngestResult, IngestService, ParsedDelivery, status
+from telekol.server.ingest.lease import Lease, LeaseLost
 from telekol.server.ingest.mapper_check import ensure_valid
 
 log = logging.getLogger("telekol.gateway")
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
-HEARTBEAT_SECONDS = 5.0
 SUMMARY_SECONDS = 60.0
+# Retain-as-published, so a device's retained message is recognised and refused; retain
+# handling 2, so the broker never replays retained messages when we (re)subscribe.
+DEVICE_SUBSCRIPTION = SubscribeOptions(qos=1, retainAsPublished=True,
+                                       retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def gateway_client_id(settings: Settings) -> str:
-    """Return the gateway's stable, unguessable MQTT client id.
+    """Return this data dir's stable, unguessable MQTT client id.
 
-    Stable so the broker keeps our durable session across restarts; unguessable so no
-    device can connect with it and take the session (and its queued messages) over.
+    Stable so the broker keeps the durable session across restarts; unguessable so no
+    device can connect with it and take the session (and its queued messages) over. It
+    seeds the lease row: every gateway then uses the id the lease row holds.
     """
     return f"telekol-gateway-{stored_secret(settings.data_dir, 'gateway_client_id', 12)}"
 
@@ -66,6 +79,7 @@ class Inbound:
     qos: int
     received_at: datetime
     generation: int
+    retain: bool = False
 
 
 class Gateway:
@@ -76,52 +90,92 @@ class Gateway:
         self.settings = settings
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
+        self.keeper = LeaseKeeper(self.engine, self, ttl=settings.gateway_lease_seconds,
+                                  client_id=gateway_client_id(settings))
         # The rule inputs of the patients seen, kept between batches
         # (server/alerts/context_cache.py).
-        self.service = IngestService(self.engine, cache=ContextCache())
+        self.service = IngestService(self.engine, cache=ContextCache(), fence=self.keeper.fence)
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()
         self.connected = threading.Event()
-        self.db_ok = True
+        self.role_lock = threading.Lock()
+        self.client: Client | None = None  # only while holding the lease
         self.generation = 0
+        self.progress = time.monotonic()
         self.stats = {"stored": 0, "duplicate": 0, "rejected": 0}
-        self.client = self._make_client()
         self.worker = threading.Thread(target=self._work, name="gateway-worker", daemon=True)
 
-    def _make_client(self) -> Client:
+    def _make_client(self, client_id: str) -> Client:
         user = "telekol-gateway"
-        client = make_client(gateway_client_id(self.settings), user,
-                             service_password(self.settings, user), manual_ack=True)
-        client.will_set(events.GATEWAY_HEALTH_TOPIC, b'{"status":"offline"}', qos=1,
-                        retain=True)
+        client = make_client(client_id, user, service_password(self.settings, user),
+                             manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
     def start(self) -> None:
-        """Connect (retrying in the background) and start the worker."""
+        """Start the worker and the lease thread; consume once holding the lease."""
         # The kept rule contexts are many long-lived objects: with the default thresholds
         # the collector scanned them every few hundred allocations (a quarter of the
         # gateway's time in a burst). Start-up objects are frozen out of its sight.
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=20,
-                                  clean_start=False,
-                                  properties=session_properties(SESSION_EXPIRY_SECONDS, 1000))
-        self.client.loop_start()
         self.worker.start()
+        self.keeper.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand, then disconnect; un-acked messages stay at the broker."""
+        """Finish the batch in hand, disconnect, then hand the lease on at once.
+
+        Un-acked messages stay in the broker session for the next lease holder.
+        """
         self.stopping.set()
+        self.keeper.stop()
         if self.worker.is_alive():
             self.worker.join(timeout)
-        self._publish_health("offline")
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.stand_by("stopping")
+        self.keeper.leave()
         self.engine.dispose()
+
+    # The lease keeper's calls (device_gateway/lease_keeper.py).
+    def activate(self, lease: Lease) -> None:
+        """Connect with the lease's durable session and consume."""
+        with self.role_lock:
+            if self.client is not None or self.stopping.is_set():
+                return
+            self.client = self._make_client(lease.client_id)
+            self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port,
+                                      keepalive=20, clean_start=False,
+                                      properties=session_properties(SESSION_EXPIRY_SECONDS,
+                                                                    1000))
+            self.client.loop_start()
+
+    def stand_by(self, reason: str) -> None:
+        """Disconnect at once; what is not acked stays queued at the broker."""
+        with self.role_lock:
+            client, self.client = self.client, None
+            self.generation += 1  # nothing received so far may be acked any more
+            if client is None:
+                return
+            log.log(logging.INFO if self.stopping.is_set() else logging.WARNING,
+                    "standing by: %s", reason)
+            client.disconnect()
+            client.loop_stop()
+            self.connected.clear()
+            _drain(self.inbox)
+
+    def is_active(self) -> bool:
+        """Return whether this gateway consumes now."""
+        return self.client is not None
+
+    def is_connected(self) -> bool:
+        """Return whether this gateway is connected to the broker."""
+        return self.connected.is_set()
+
+    def progress_age(self) -> float:
+        """Return seconds since the worker last finished a round."""
+        return time.monotonic() - self.progress
 
     # paho callbacks: never let an exception escape into the network thread.
     def _on_connect(self, client: Client, _u: Any, flags: ConnectFlags, reason: ReasonCode,
@@ -130,40 +184,45 @@ class Gateway:
             if reason.is_failure:
                 log.error("broker refused the gateway: %s", reason)
                 return
+            if client is not self.client:
+                return  # a connection made just before we stood by
             self.generation += 1
-            client.subscribe([(MEASUREMENTS_SUBSCRIPTION, 1),
-                              (QUESTIONNAIRE_RESPONSES_SUBSCRIPTION, 1)])
+            client.subscribe([(MEASUREMENTS_SUBSCRIPTION, DEVICE_SUBSCRIPTION),
+                              (QUESTIONNAIRE_RESPONSES_SUBSCRIPTION, DEVICE_SUBSCRIPTION)])
             self.connected.set()
             log.info("connected to broker (session present: %s)", flags.session_present)
         except Exception:
             log.exception("on_connect failed")
 
-    def _on_disconnect(self, _c: Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+    def _on_disconnect(self, client: Client, _u: Any, _f: Any, reason: ReasonCode,
+                       _p: Any) -> None:
+        if client is not self.client:
+            return
         self.connected.clear()
         if not self.stopping.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
-    def _on_message(self, _c: Client, _u: Any, message: MQTTMessage) -> None:
+    def _on_message(self, client: Client, _u: Any, message: MQTTMessage) -> None:
         try:
+            if client is not self.client:
+                return  # received as we stood by: never acked, so the broker keeps it
             self.inbox.put(Inbound(message.topic, bytes(message.payload), message.mid,
-                                   message.qos, utcnow(), self.generation))
+                                   message.qos, utcnow(), self.generation,
+                                   bool(message.retain)))
             metrics.message_received()
         except Exception:
             log.exception("could not queue a message")
 
     def _work(self) -> None:
-        last_beat = 0.0
         last_summary = time.monotonic()
         while not self.stopping.is_set():
+            self.progress = time.monotonic()
             batch = self._next_batch()
             try:
                 if batch:
                     self._process(batch)
             except Exception:  # the worker must outlive any bug; the broker redelivers
                 log.exception("could not process a batch of %d messages", len(batch))
-            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                self._publish_health("ok" if self.db_ok else "degraded")
-                last_beat = time.monotonic()
             if time.monotonic() - last_summary >= SUMMARY_SECONDS:
                 log.info("stored %(stored)d, duplicate %(duplicate)d, rejected %(rejected)d "
                          "since start", self.stats)
@@ -185,17 +244,18 @@ class Gateway:
         started = time.perf_counter()
         deliveries = [_parse(inbound) for inbound in batch]
         result = self._store(deliveries)
-        if result is None:
-            return  # stopping while the database is down: the broker keeps them
+        client = self.client
+        if result is None or client is None:
+            return  # stopping, or the lease lost: the broker keeps them for the next holder
         for device_id, body in result.statuses:
             if device_id:
-                self.client.publish(status_topic(device_id), _json(body), qos=1)
+                client.publish(status_topic(device_id), _json(body), qos=1)
             self.stats[_STAT[body["result"]]] += 1
         if result.events:
-            self.client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
+            client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
         for inbound in batch:
             if inbound.generation == self.generation:
-                self.client.ack(inbound.mid, inbound.qos)
+                client.ack(inbound.mid, inbound.qos)
         metrics.batch_stored((i.received_at for i in batch), utcnow(), self.inbox.qsize())
         log.debug("batch of %d messages: %d statuses in %.1f ms", len(batch),
                  len(result.statuses), (time.perf_counter() - started) * 1000)
@@ -204,14 +264,14 @@ class Gateway:
         delay, singly = 0.5, False
         while True:
             try:
-                result = (self._store_singly(deliveries) if singly
-                          else self.service.ingest(deliveries))
-                self.db_ok = True
-                return result
+                return (self._store_singly(deliveries) if singly
+                        else self.service.ingest(deliveries))
+            except LeaseLost as lost:
+                # Another gateway holds the lease now: it will receive these again.
+                self.stand_by(str(lost))
+                return None
             except (OperationalError, InterfaceError):
                 # The database is down or locked: keep the batch (un-acked) and retry.
-                self.db_ok = False
-                self._publish_health("degraded")
                 log.exception("database unavailable; retrying in %.1f s", delay)
             except Exception:
                 log.exception("batch failed; storing its messages one by one")
@@ -226,7 +286,7 @@ class Gateway:
         for delivery in deliveries:
             try:
                 result.extend(self.service.ingest([delivery]))
-            except (OperationalError, InterfaceError):
+            except (OperationalError, InterfaceError, LeaseLost):
                 raise
             except Exception as error:
                 log.exception("message from %s could not be processed", delivery.device_id)
@@ -238,7 +298,7 @@ class Gateway:
     def _quarantine(self, delivery: ParsedDelivery, reason: str) -> IngestResult:
         try:
             return self.service.quarantine(delivery, [reason])
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, LeaseLost):
             raise
         except Exception:
             # Last resort: the message cannot even be quarantined. Say so loudly, with the
@@ -246,11 +306,6 @@ class Gateway:
             log.critical("could not quarantine a message from %s on %s; payload (hex): %s",
                          delivery.device_id, delivery.topic, delivery.raw.hex())
             return IngestResult(statuses=[(delivery.device_id, status(None, "rejected", [reason]))])
-
-    def _publish_health(self, state: str) -> None:
-        body = {"status": state, "db": self.db_ok, "at": events.instant(utcnow()),
-                "connected": self.connected.is_set(), **self.stats}
-        self.client.publish(events.GATEWAY_HEALTH_TOPIC, _json(body), qos=0, retain=True)
 
 
 _STAT = {"accepted": "stored", "duplicate": "duplicate", "rejected": "rejected"}
@@ -275,8 +330,18 @@ def _parse(inbound: Inbound) -> ParsedDelivery:
             log.exception("parser failed")
             items = [Rejection(None, (f"internal parser error ({type(error).__name__})",),
                                inbound.payload.decode("utf-8", "replace"))]
+        if inbound.retain:
+            items = refuse_retained(items)
     return ParsedDelivery(inbound.topic, device_id, inbound.received_at, items, inbound.payload)
 
 
 def _json(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body)
+
+
+def _drain(inbox: queue.Queue[Inbound]) -> None:
+    while True:
+        try:
+            inbox.get_nowait()
+        except queue.Empty:
+            return

@@ -28,6 +28,7 @@ class Settings:
     http_threads: int = 100  # per process; each open live connection holds one
     http_db_connections: int = 10  # per process: requests working on the database at once
     metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
+    gateway_lease_seconds: int = 10  # a silent active gateway's lease lapses after this long
 
     @property
     def broker_dir(self) -> Path:
@@ -58,6 +59,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
         metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
+        gateway_lease_seconds=_positive(env, "TELEKOL_GATEWAY_LEASE_SECONDS", 10),
     )
 
 

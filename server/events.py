@@ -15,7 +15,6 @@ import orjson
 from telekol.server.models import Alert, Observation, Patient
 
 EVENTS_TOPIC = "telekol/v1/internal/events"
-GATEWAY_HEALTH_TOPIC = "telekol/v1/internal/gateway/health"
 
 
 def rooms_for(patient_id: str, organization_ids: list[str]) -> list[str]:

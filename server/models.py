@@ -136,6 +136,32 @@ class InboundMessage(SQLModel, table=True):
     taken_at: datetime = _instant()
 
 
+class GatewayLease(SQLModel, table=True):
+    """Which gateway process consumes the devices' messages (server/ingest/lease.py).
+
+    One row: the holder's instance id, the epoch (raised at each change of holder, the
+    fencing token every ingest transaction checks) and when the lease lapses, in seconds
+    of the database's clock. `client_id` is the durable MQTT session every holder uses.
+    """
+
+    name: str = Field(primary_key=True, max_length=32)
+    client_id: str = Field(max_length=64)
+    holder: str | None = Field(default=None, max_length=64)
+    epoch: int = 0
+    expires_at: float = 0.0
+
+
+class GatewayHeartbeat(SQLModel, table=True):
+    """One running gateway process: its slot name, role and latest heartbeat (DB clock)."""
+
+    slot: str = Field(primary_key=True, max_length=160)
+    instance: str = Field(max_length=64)
+    role: str = Field(max_length=16)  # active | standby
+    connected: bool = False
+    started_at: float = 0.0
+    beat_at: float = 0.0
+
+
 class QuarantinedMessage(SQLModel, table=True):
     """A rejected payload kept with its reasons; nothing is dropped silently."""
 

@@ -417,3 +417,42 @@ def test_taken_at_far_in_the_future_with_any_offset_does_not_overflow():
     received = datetime(9999, 12, 31, 23, 0, tzinfo=zone)
     result = parse(measurement_object(taken_at="9999-12-31T23:59:59-23:59"), received)[0]
     assert isinstance(result, Rejection)
+
+
+# --- duplicate keys (CONTRACT §7) -------------------------------------------------------
+
+_VALID = (b'"msg_id": "OXI-1", "taken_at": "2026-11-25T07:31:00+01:00", '
+          b'"readings": [{"code": "spo2", "value": 91}]')
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "echoed"),
+    [
+        (b'{' + _VALID + b', "msg_id": "OXI-2"}', '"msg_id"', None),
+        (b'{' + _VALID + b', "taken_at": "2026-11-25T07:32:00+01:00"}', '"taken_at"', "OXI-1"),
+        (b'{"msg_id": "OXI-1", "taken_at": "2026-11-25T07:31:00+01:00", '
+         b'"readings": [{"code": "spo2", "value": 91, "value": 99}]}', '"value"', "OXI-1"),
+        (b'{' + _VALID + b', "device": {"battery": 64, "battery": 5}}', '"battery"', "OXI-1"),
+        (b'{' + _VALID + b', "x": {"y": [{"z": {"k": 1, "k": 1}}]}}', '"k"', "OXI-1"),
+    ],
+)
+def test_a_key_repeated_in_any_object_at_any_depth_rejects_the_object(raw, key, echoed):
+    (result,) = parse_measurements(raw, RECEIVED)
+    assert isinstance(result, Rejection)
+    assert result.msg_id == echoed
+    assert result.errors == (f"duplicate JSON key {key}: a key may appear only once in an "
+                             "object (at any depth)",)
+
+
+def test_only_the_array_object_with_a_repeated_key_is_rejected():
+    raw = b'[{' + _VALID + b'}, {' + _VALID.replace(b"OXI-1", b"OXI-2") + b', "a": 1, "a": 2}]'
+    first, second = parse_measurements(raw, RECEIVED)
+    assert isinstance(first, Measurement) and first.msg_id == "OXI-1"
+    assert isinstance(second, Rejection) and second.msg_id == "OXI-2"
+    assert '"a"' in second.errors[0]
+
+
+def test_a_key_that_differs_only_by_escaping_counts_as_repeated():
+    # "msg\u005fid" is "msg_id" once decoded: a naive byte scan would miss it.
+    (result,) = parse_measurements(b'{' + _VALID + b', "msg\\u005fid": "OXI-9"}', RECEIVED)
+    assert isinstance(result, Rejection) and result.msg_id is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -45,8 +45,18 @@ class Envelope:
 ObjectParser = Callable[[dict[str, Any], datetime, str], "T | Rejection"]
 
 
+RETAINED_REASON = ("retained messages are not accepted: publish with retain=0 "
+                   "(the broker would deliver a retained message again)")
+
+
 class _NonFiniteToken(ValueError):
     pass
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object in which some key appeared more than once (Python would keep the last)."""
+
+    repeated: tuple[str, ...] = ()
 
 
 def parse_payload(raw: bytes, received_at: datetime, parse_object: ObjectParser[T],
@@ -64,6 +74,33 @@ def parse_payload(raw: bytes, received_at: datetime, parse_object: ObjectParser[
         received_at = received_at.replace(tzinfo=UTC)
     items = document if isinstance(document, list) else [document]
     return [_parse_item(item, received_at, parse_object) for item in items]
+
+
+def repeated_keys(value: Any) -> tuple[str, ...]:
+    """Return the keys repeated within any one object anywhere in a loaded JSON value."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node, _Repeated):
+                found.extend(node.repeated)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(dict.fromkeys(found))
+
+
+def refuse_retained(items: Sequence[T | Rejection]) -> list[T | Rejection]:
+    """Turn every object of a message the device published retained into a Rejection."""
+    refused: list[T | Rejection] = []
+    for item in items:
+        if isinstance(item, Rejection):
+            refused.append(Rejection(item.msg_id, (*item.errors, RETAINED_REASON), item.raw))
+        else:
+            refused.append(Rejection(getattr(item, "msg_id", None), (RETAINED_REASON,),
+                                     getattr(item, "raw", "")))
+    return refused
 
 
 def check_envelope(obj: dict[str, Any], received_at: datetime,
@@ -109,7 +146,8 @@ def _load(data: bytes) -> tuple[Any, str | None]:
     except UnicodeDecodeError:
         return None, "payload is not valid UTF-8"
     try:
-        return json.loads(text, parse_constant=_reject_constant), None
+        return json.loads(text, parse_constant=_reject_constant,
+                          object_pairs_hook=_mark_repeated), None
     except _NonFiniteToken:
         return None, "payload contains NaN or Infinity, which are not valid JSON"
     except RecursionError:
@@ -120,6 +158,33 @@ def _load(data: bytes) -> tuple[Any, str | None]:
 
 def _reject_constant(token: str) -> Any:
     raise _NonFiniteToken(token)
+
+
+def _mark_repeated(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Called for every object at every depth. RFC 8259 leaves a repeated name's meaning to
+    # the parser (Python keeps the last): mark the object, so the object holding it is
+    # refused rather than stored with a guess at what the device meant.
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Repeated(obj)
+    counts: dict[str, int] = {}
+    for key, _value in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    marked.repeated = tuple(key for key, count in counts.items() if count > 1)
+    return marked
+
+
+def _repeated_reason(keys: tuple[str, ...]) -> str:
+    shown = ", ".join(_quoted(key) for key in keys[:5])
+    noun = "key" if len(keys) == 1 else "keys"
+    return (f"duplicate JSON {noun} {shown}: a key may appear only once in an object "
+            "(at any depth)")
+
+
+def _quoted(key: str) -> str:
+    shown = json.dumps(key)  # escapes control characters and quotes
+    return shown if len(shown) <= 40 else shown[:37] + '..."'
 
 
 def _check_array(items: list[Any], noun: str) -> str | None:
@@ -135,6 +200,11 @@ def _parse_item(item: Any, received_at: datetime,
     raw = _dump(item)
     if not isinstance(item, dict):
         return Rejection(None, ("each array item must be a JSON object",), raw)
+    repeated = repeated_keys(item)
+    if repeated:
+        own = item.repeated if isinstance(item, _Repeated) else ()
+        msg_id = None if "msg_id" in own else echo(item.get("msg_id"))
+        return Rejection(msg_id, (_repeated_reason(repeated),), raw)
     try:
         return parse_object(item, received_at, raw)
     except Exception:  # last resort: a bug here must not take the gateway down

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from telekol.server.alerts.context_cache import ContextCache
@@ -93,11 +93,15 @@ class IngestService:
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow,
                  new_id: Callable[[], str] | None = None,
-                 cache: ContextCache | None = None) -> None:
+                 cache: ContextCache | None = None,
+                 fence: Callable[[Connection], None] | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.new_id = new_id or RandomIds()
         self.cache = cache
+        # Run as the last statement of every transaction: raises to refuse the commit
+        # (a gateway that lost its lease, server/ingest/lease.py).
+        self.fence = fence
 
     @timed_ingest
     def ingest(self, deliveries: Sequence[ParsedDelivery]) -> IngestResult:
@@ -118,6 +122,7 @@ class IngestService:
         with Session(self.engine, expire_on_commit=False) as session:
             batch = _Batch(session, self, deliveries)
             result = batch.run()
+            self._check_fence(session)
             session.commit()
         if self.cache is not None:
             self.cache.keep(batch.recorded.history, batch.recorded.counted)
@@ -131,10 +136,16 @@ class IngestService:
                 received_at=delivery.received_at, topic=delivery.topic[:300],
                 device_id=delivery.device_id or None, msg_id=None, errors=_printable(errors),
                 payload=delivery.raw))
+            session.flush()
+            self._check_fence(session)
             session.commit()
         msg_ids = [getattr(item, "msg_id", None) for item in delivery.items] or [None]
         return IngestResult(statuses=[(delivery.device_id, status(m, "rejected", errors))
                                       for m in msg_ids])
+
+    def _check_fence(self, session: Session) -> None:
+        if self.fence is not None:
+            self.fence(session.connection())
 
 
 class _Batch:

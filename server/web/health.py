@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from sqlalchemy import text
+from telekol.server.ingest.gateway_health import gateway_state
 from telekol.server.web.context import db, services
 
 bp = Blueprint("health", __name__)
@@ -12,7 +13,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
     """Report each part's state; 503 naming the failing parts otherwise."""
-    parts = {"database": _database(), **_bridge_parts()}
+    parts = {"database": _database(), "broker": _broker(), "gateway": _gateways()}
     failing = sorted(name for name, state in parts.items() if state != "ok")
     body: dict[str, object] = {"status": "ok" if not failing else "unavailable", **parts}
     if failing:
@@ -28,8 +29,15 @@ def _database() -> str:
     return "ok"
 
 
-def _bridge_parts() -> dict[str, str]:
+def _broker() -> str:
     bridge = services().bridge
-    if bridge is None:
-        return {"broker": "not connected (live bridge disabled)", "gateway": "unknown"}
-    return {"broker": bridge.broker_state(), "gateway": bridge.gateway_state()}
+    return "not connected (live bridge disabled)" if bridge is None else bridge.broker_state()
+
+
+def _gateways() -> str:
+    # The gateways' heartbeats and lease are in the database (server/ingest/lease.py).
+    try:
+        return gateway_state(db().connection(), services().settings.gateway_lease_seconds)
+    except Exception as error:
+        db().rollback()
+        return f"error: {type(error).__name__}"

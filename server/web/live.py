@@ -20,11 +20,8 @@ import logging
 import queue
 import secrets
 import threading
-import time
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from flask import request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room
@@ -75,7 +72,6 @@ class Viewers:
 
 
 VIEWERS = Viewers()
-GATEWAY_STALE_SECONDS = 15.0
 MAX_COALESCED = 200  # broker messages delivered as one batch when they have piled up
 
 
@@ -149,8 +145,6 @@ class LiveBridge:
         self.engine = engine if engine is not None else make_engine(settings.database_url)
         self.viewers = VIEWERS
         self.connected = threading.Event()
-        self.gateway: dict[str, Any] = {}
-        self.gateway_seen = 0.0
         user = "telekol-server"
         # A fresh random id per process: several web servers may share the account.
         self.client = make_client(f"{user}-{secrets.token_hex(8)}", user,
@@ -184,32 +178,13 @@ class LiveBridge:
         """Return "ok" while connected to the broker."""
         return "ok" if self.connected.is_set() else "not connected"
 
-    def gateway_state(self) -> str:
-        """Return "ok" while the gateway reports in and its database works."""
-        if not self.gateway:
-            return "no report from the gateway"
-        age = self._report_age()
-        if self.gateway.get("status") != "ok":
-            return f"gateway {self.gateway.get('status', 'unknown')}"
-        if age > GATEWAY_STALE_SECONDS:
-            return f"no report from the gateway for {age:.0f} s"
-        return "ok"
-
-    def _report_age(self) -> float:
-        # The report is retained, so trust its own timestamp over when we received it.
-        try:
-            at = datetime.fromisoformat(str(self.gateway.get("at")).replace("Z", "+00:00"))
-            return (datetime.now(UTC) - at).total_seconds()
-        except ValueError:
-            return time.monotonic() - self.gateway_seen
-
     def _on_connect(self, client: Client, _u: Any, _f: ConnectFlags, reason: ReasonCode,
                     _p: Any) -> None:
         try:
             if reason.is_failure:
                 log.error("broker refused the web server: %s", reason)
                 return
-            client.subscribe([(events.EVENTS_TOPIC, 1), (events.GATEWAY_HEALTH_TOPIC, 0)])
+            client.subscribe([(events.EVENTS_TOPIC, 1)])
             self.connected.set()
         except Exception:
             log.exception("on_connect failed")
@@ -219,9 +194,6 @@ class LiveBridge:
 
     def _on_message(self, _c: Client, _u: Any, message: MQTTMessage) -> None:
         try:
-            if message.topic == events.GATEWAY_HEALTH_TOPIC:
-                self._gateway_report(bytes(message.payload))
-                return
             self.arrived.put(bytes(message.payload))
         except Exception:
             log.exception("could not queue a live event")
@@ -257,12 +229,3 @@ class LiveBridge:
             if rooms:
                 self.sio.emit(event["type"], event["data"], to=rooms, namespace=NAMESPACE)
         metrics.live_pushed(batch, self.viewers.reached_by)
-
-    def _gateway_report(self, payload: bytes) -> None:
-        try:
-            report = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(report, dict):
-            self.gateway = report
-            self.gateway_seen = time.monotonic()
