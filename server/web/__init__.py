@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
         messages_api,  # threads about a patient, unread counts
         metrics_view,  # GET /metrics, the timing of every request
         phone_api,  # readings and answers given by telephone
+        transport,  # Secure cookies and HSTS under TLS, reverse proxies by configuration
     )
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     app.teardown_appcontext(close_db)
     app.after_request(_secure_headers)
     auditing.init_app(app)  # registered after: its hook runs first, headers go on a 503 too
+    transport.init_app(app, settings.proxy_hops)  # HTTPS: Secure cookies, HSTS (transport.py)
     if live:
         # Its own small pool: live pushes are audited even while requests fill the app's.
         bridge_engine = make_engine(settings.database_url, pool_size=2)
