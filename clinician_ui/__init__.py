@@ -75,5 +75,6 @@ from telekol.clinician_ui import (  # noqa: E402, F401
     patient_page_views,
     patient_views,
     phone_entry_views,
+    quarantine_views,
     worklist_views,
 )

@@ -38,6 +38,7 @@ from telekol.server.context_cache import ContextCache
 from telekol.server.db import make_engine, utcnow
 from telekol.server.ingest import IngestResult, IngestService, ParsedDelivery, status
 from telekol.server.mapper_check import ensure_valid
+from telekol.server.quarantine import QuarantineQuota
 
 log = logging.getLogger("telekol.gateway")
 
@@ -77,7 +78,8 @@ class Gateway:
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
         # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
-        self.service = IngestService(self.engine, cache=ContextCache())
+        self.service = IngestService(self.engine, cache=ContextCache(),
+                                     quota=QuarantineQuota.from_settings(settings))
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()
         self.connected = threading.Event()

@@ -36,6 +36,10 @@ class Settings:
     http_threads: int = 100  # per process; each open live connection holds one
     http_db_connections: int = 10  # per process: requests working on the database at once
     metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
+    # Per device, what quarantine keeps of rejected payloads (server/quarantine.py).
+    quarantine_prefix_bytes: int = 4096
+    quarantine_per_hour: int = 60
+    quarantine_bytes_per_day: int = 1_048_576
 
     @property
     def broker_dir(self) -> Path:
@@ -85,6 +89,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
         metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
+        quarantine_prefix_bytes=_positive(env, "TELEKOL_QUARANTINE_PREFIX_BYTES", 4096),
+        quarantine_per_hour=_positive(env, "TELEKOL_QUARANTINE_PER_HOUR", 60),
+        quarantine_bytes_per_day=_positive(env, "TELEKOL_QUARANTINE_BYTES_PER_DAY", 1_048_576),
     )
 
 

@@ -27,7 +27,7 @@ def init_app(app: Flask, proxy_hops: int) -> None:
     inner: WSGIApp = TransportSecurity(app.wsgi_app)
     if proxy_hops > 0:
         inner = ProxyFix(inner, x_for=proxy_hops, x_proto=proxy_hops)  # type: ignore[arg-type]
-    app.wsgi_app = inner  # type: ignore[method-assign]
+    app.wsgi_app = inner  # type: ignore[method-assign,assignment]
 
 
 class TransportSecurity:
