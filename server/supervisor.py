@@ -137,7 +137,7 @@ def run_demo(settings: Settings, *, simulate: bool, patients: int,
         url = web_url(settings)
         if not wait_for_health(url + "healthz", time.monotonic() + 60, _trust(settings)):
             log.warning("the platform did not report healthy within 60 s; see the logs above")
-        _print_welcome(url, fixture)
+        _print_welcome(url, fixture, settings)
         _supervise(parts, env, stop)
     finally:
         for part in reversed(parts):
@@ -183,8 +183,11 @@ def _supervise(parts: list[Part], env: dict[str, str], stop: threading.Event) ->
                 part.start(env)
 
 
-def _print_welcome(url: str, fixture: dict) -> None:
-    lines = ["", "=" * 66, f"  TeleKOL is running: {url}", "",
+def _print_welcome(url: str, fixture: dict, settings: Settings) -> None:
+    ca = settings.tls_cert or settings.ca_file
+    lines = ["", "=" * 66, f"  TeleKOL is running: {url}",
+             f"  Devices: MQTT over TLS on port {settings.mqtts_port} "
+             f"({'certificate' if settings.tls_cert else 'CA'} {ca})", "",
              f"  Demo logins (password for all: {fixture['users'][0]['password']}):"]
     for user in fixture["users"]:
         lines.append(f"    {user['username']:<18} {user['role']:<8} {user['organization'] or ''}")
