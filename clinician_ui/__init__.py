@@ -20,6 +20,7 @@ from telekol.clinician_ui import (
     patient_page_views,
     patient_views,
     phone_entry_views,
+    quarantine_views,
     worklist_views,
 )
 from telekol.clinician_ui.blueprint import bp
@@ -28,4 +29,5 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 __all__ = ["TRANSLATIONS_DIR", "access_log_views", "admin_views", "bp", "call_links",
            "care_plan_views", "care_team_views", "login_views", "message_views", "my_views",
-           "patient_page_views", "patient_views", "phone_entry_views", "worklist_views"]
+           "patient_page_views", "patient_views", "phone_entry_views", "quarantine_views",
+           "worklist_views"]

@@ -249,6 +249,11 @@ def _audit_page(filters: dict[str, str], **found: Any) -> str:
                            doors=choices(DOORS, AUDIT_DOORS), **found)
 
 
+def local_time(moment: datetime | str | None) -> str:
+    """Return an instant as Danish local time for the administration pages."""
+    return _local(moment)
+
+
 def _local(moment: datetime | str | None) -> str:
     if moment is None:
         return ""

@@ -47,6 +47,7 @@ from telekol.server.device_messages.topics import (
 from telekol.server.ingest.batch import IngestResult, IngestService, ParsedDelivery, status
 from telekol.server.ingest.lease import Lease, LeaseLost
 from telekol.server.ingest.mapper_check import ensure_valid
+from telekol.server.ingest.quarantine import QuarantineQuota
 
 log = logging.getLogger("telekol.gateway")
 
@@ -94,7 +95,8 @@ class Gateway:
                                   client_id=gateway_client_id(settings))
         # The rule inputs of the patients seen, kept between batches
         # (server/alerts/context_cache.py).
-        self.service = IngestService(self.engine, cache=ContextCache(), fence=self.keeper.fence)
+        self.service = IngestService(self.engine, cache=ContextCache(), fence=self.keeper.fence,
+                                     quota=QuarantineQuota.from_settings(settings))
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stopping = threading.Event()
         self.connected = threading.Event()

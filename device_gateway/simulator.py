@@ -27,7 +27,12 @@ from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import Session, col, select
 from telekol.device_gateway.simulator_plan import LIVE_FEV1_DAYS, WorseningPlan, pause, routine
-from telekol.server.broker.client import make_client, session_properties
+from telekol.server.broker.client import (
+    device_endpoint,
+    make_client,
+    session_properties,
+    use_tls,
+)
 from telekol.server.config import Settings
 from telekol.server.db import make_engine
 from telekol.server.demo.profiles import HISTORY_DAYS, Profile, profile_for
@@ -96,8 +101,10 @@ class Simulator:
     """Drive a hub per demo device and report progress."""
 
     def __init__(self, settings: Settings, devices: list[tuple[str, str]], interval: float,
-                 worsen_every: float = DEFAULT_WORSEN_EVERY, seed: int = 1) -> None:
+                 worsen_every: float = DEFAULT_WORSEN_EVERY, seed: int = 1,
+                 tls: bool = True) -> None:
         self.settings = settings
+        self.tls = tls  # as real hubs do: the TLS listener, the broker's certificate verified
         self.interval = interval
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
@@ -117,8 +124,8 @@ class Simulator:
         for hub in self.hubs:
             hub.load()
             hub.client = self._client(hub)
-            hub.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port,
-                                     keepalive=30, clean_start=False,
+            host, port = device_endpoint(self.settings, tls=self.tls)
+            hub.client.connect_async(host, port, keepalive=30, clean_start=False,
                                      properties=session_properties(24 * 3600))
             hub.client.loop_start()
 
@@ -174,6 +181,8 @@ class Simulator:
 
     def _client(self, hub: Hub) -> Client:
         client = make_client(hub.device_id, hub.device_id, demo_device_password(hub.device_id))
+        if self.tls:
+            use_tls(client, self.settings)
 
         def on_connect(c: Client, _u: Any, _f: ConnectFlags, reason: ReasonCode,
                        _p: Any) -> None:
@@ -216,16 +225,18 @@ def demo_devices(settings: Settings, limit: int | None) -> list[tuple[str, str]]
 
 def run_simulator(settings: Settings, stop: threading.Event, *,
                   interval: float = DEFAULT_INTERVAL, worsen_every: float = DEFAULT_WORSEN_EVERY,
-                  limit: int | None = None, seed: int = 1) -> int:
+                  limit: int | None = None, seed: int = 1, tls: bool = True) -> int:
     """Run the simulator until `stop` is set."""
     devices = demo_devices(settings, limit)
     if not devices:
         print("simulator: no demo devices; run `telekol seed --demo` first", flush=True)
         return 1
-    simulator = Simulator(settings, devices, interval, worsen_every, seed)
+    simulator = Simulator(settings, devices, interval, worsen_every, seed, tls=tls)
     simulator.start()
-    print(f"simulator: {len(devices)} hubs, a session every {interval:g} s each; one patient "
-          f"at a time worsens, a new one every {worsen_every:g} min", flush=True)
+    host, port = device_endpoint(settings, tls=tls)
+    print(f"simulator: {len(devices)} hubs on {host}:{port} ({'TLS' if tls else 'plain MQTT'}), "
+          f"a session every {interval:g} s each; one patient at a time worsens, a new one "
+          f"every {worsen_every:g} min", flush=True)
     try:
         simulator.run(stop)
     finally:

@@ -21,6 +21,14 @@ class Settings:
     http_port: int = 5000
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1884
+    mqtts_host: str = "0.0.0.0"  # the TLS listener devices use: every interface
+    mqtts_port: int = 8883
+    tls_cert: str = ""  # PEM certificate (chain) for the TLS listener; "" = the local CA's
+    tls_key: str = field(default="", repr=False)
+    tls_names: tuple[str, ...] = ()  # further names/addresses in a generated certificate
+    https_cert: str = ""  # gunicorn serves HTTPS itself with these two
+    https_key: str = field(default="", repr=False)
+    proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are trusted
     secret_key: str = field(default="", repr=False)
     mosquitto_conf: Path = REPO_ROOT / "mosquitto.conf"
     token_ttl_seconds: int = 3600
@@ -29,11 +37,25 @@ class Settings:
     http_db_connections: int = 10  # per process: requests working on the database at once
     metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
     gateway_lease_seconds: int = 10  # a silent active gateway's lease lapses after this long
+    # Per device, what quarantine keeps of rejected payloads (server/ingest/quarantine.py).
+    quarantine_prefix_bytes: int = 4096
+    quarantine_per_hour: int = 60
+    quarantine_bytes_per_day: int = 1_048_576
 
     @property
     def broker_dir(self) -> Path:
         """Return the folder holding the project broker's generated files."""
         return self.data_dir / "mosquitto"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Return the folder of the generated CA and server certificate."""
+        return self.data_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """Return the CA certificate devices verify the broker against (generated CA)."""
+        return self.tls_dir / "ca.crt"
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced."""
@@ -53,6 +75,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_port=int(env.get("TELEKOL_HTTP_PORT", "5000")),
         mqtt_host=env.get("TELEKOL_MQTT_HOST", "127.0.0.1"),
         mqtt_port=int(env.get("TELEKOL_MQTT_PORT", "1884")),
+        mqtts_host=env.get("TELEKOL_MQTTS_HOST", "0.0.0.0"),
+        mqtts_port=int(env.get("TELEKOL_MQTTS_PORT", "8883")),
+        tls_cert=_pair(env, "TELEKOL_TLS_CERT", "TELEKOL_TLS_KEY")[0],
+        tls_key=_pair(env, "TELEKOL_TLS_CERT", "TELEKOL_TLS_KEY")[1],
+        tls_names=tuple(n.strip() for n in env.get("TELEKOL_TLS_NAMES", "").split(",")
+                        if n.strip()),
+        https_cert=_pair(env, "TELEKOL_HTTPS_CERT", "TELEKOL_HTTPS_KEY")[0],
+        https_key=_pair(env, "TELEKOL_HTTPS_CERT", "TELEKOL_HTTPS_KEY")[1],
+        proxy_hops=int(env.get("TELEKOL_PROXY_HOPS") or 0),
         secret_key=env.get("TELEKOL_SECRET_KEY") or stored_secret(data_dir, "secret_key"),
         mosquitto_conf=Path(env.get("TELEKOL_MOSQUITTO_CONF", str(REPO_ROOT / "mosquitto.conf"))),
         http_workers=_positive(env, "TELEKOL_HTTP_WORKERS", 2),
@@ -60,7 +91,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
         metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
         gateway_lease_seconds=_positive(env, "TELEKOL_GATEWAY_LEASE_SECONDS", 10),
+        quarantine_prefix_bytes=_positive(env, "TELEKOL_QUARANTINE_PREFIX_BYTES", 4096),
+        quarantine_per_hour=_positive(env, "TELEKOL_QUARANTINE_PER_HOUR", 60),
+        quarantine_bytes_per_day=_positive(env, "TELEKOL_QUARANTINE_BYTES_PER_DAY", 1_048_576),
     )
+
+
+def _pair(env: Mapping[str, str], cert: str, key: str) -> tuple[str, str]:
+    """Return a certificate and key setting, both or neither."""
+    pair = env.get(cert, ""), env.get(key, "")
+    if bool(pair[0]) != bool(pair[1]):
+        raise ValueError(f"set both {cert} and {key}, or neither")
+    return pair
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 from telekol.server.db import UTCDateTime, utcnow
 
@@ -165,13 +174,30 @@ class GatewayHeartbeat(SQLModel, table=True):
 class QuarantinedMessage(SQLModel, table=True):
     """A rejected payload kept with its reasons; nothing is dropped silently."""
 
+    __table_args__ = (Index("ix_quarantine_device_received", "device_id", "received_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = _instant(index=True)
     topic: str = Field(max_length=300)
     device_id: str | None = Field(default=None, max_length=64, index=True)
     msg_id: str | None = Field(default=None, max_length=128)
     errors: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # exactly as received
+    # The first bytes exactly as received (server/ingest/quarantine.py bounds them), with the whole
+    # payload's size and SHA-256; both are null on rows kept before the bound existed.
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int | None = Field(default=None)
+    sha256: str | None = Field(default=None, max_length=64)
+
+
+class QuarantineOverflow(SQLModel, table=True):
+    """What a device had rejected beyond its quarantine quota: counted, not kept."""
+
+    device_id: str = Field(primary_key=True, max_length=64)  # "" when no device was named
+    dropped: int = 0
+    dropped_bytes: int = Field(default=0, sa_type=BigInteger)
+    first_at: datetime = _instant()
+    last_at: datetime = _instant()
+    last_errors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class Observation(SQLModel, table=True):

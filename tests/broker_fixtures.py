@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 def make_settings(data_dir: Path) -> Settings:
-    """Return settings for a broker of its own: own data dir, free port, the policy file."""
-    settings = Settings(data_dir=data_dir, mqtt_host="127.0.0.1", mqtt_port=free_port())
+    """Return settings for a broker of its own: own data dir, free ports, the policy file."""
+    settings = Settings(data_dir=data_dir, mqtt_host="127.0.0.1", mqtt_port=free_port(),
+                        mqtts_host="127.0.0.1", mqtts_port=free_port())
     # Same override as load_settings, so a policy variant can be tried against these tests.
     policy = os.environ.get("TELEKOL_MOSQUITTO_CONF")
     return settings.with_overrides(mosquitto_conf=Path(policy)) if policy else settings
@@ -138,6 +139,7 @@ def connect_client(
     receive_maximum: int | None = None,
     manual_ack: bool = False,
     on_message: Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None] | None = None,
+    tls: bool = False,
 ) -> mqtt.Client:
     """Connect a paho client, wait for CONNACK and raise ConnectionRefusedError on refusal."""
     v5 = protocol == mqtt.MQTTv5
@@ -151,6 +153,10 @@ def connect_client(
     )
     if username is not None:
         client.username_pw_set(username, password)
+    host, port = settings.mqtt_host, settings.mqtt_port
+    if tls:  # the TLS listener, verifying the broker against the local CA
+        client.tls_set(ca_certs=str(settings.ca_file))
+        host, port = "127.0.0.1", settings.mqtts_port
     if on_message is not None:
         client.on_message = on_message
     answered = threading.Event()
@@ -167,13 +173,13 @@ def connect_client(
     client.on_connect, client.on_disconnect = on_connect, on_disconnect
     if v5:
         client.connect(
-            settings.mqtt_host,
-            settings.mqtt_port,
+            host,
+            port,
             clean_start=clean_start,
             properties=_connect_properties(session_expiry, receive_maximum),
         )
     else:
-        client.connect(settings.mqtt_host, settings.mqtt_port)
+        client.connect(host, port)
     client.loop_start()
     if not answered.wait(WAIT) or outcome["reason"].is_failure or not client.is_connected():
         client.loop_stop()

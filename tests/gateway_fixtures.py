@@ -113,7 +113,8 @@ def start_platform(database_url: str, data_dir: str, *, gateways: int,
     """Seed the database, start the broker, `gateways` gateway processes and the server."""
     settings = load_settings({"TELEKOL_DATA_DIR": data_dir, "TELEKOL_DATABASE_URL": database_url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
-                              "TELEKOL_MQTT_PORT": str(free_port())})
+                              "TELEKOL_MQTT_PORT": str(free_port()),
+                              "TELEKOL_MQTTS_PORT": str(free_port())})
     fixture = prepare(settings, 8)
     broker = BrokerProcess(settings)
     broker.start()

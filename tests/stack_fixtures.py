@@ -19,7 +19,7 @@ import pytest
 import requests
 import socketio
 from paho.mqtt.client import Client
-from telekol.server.broker.client import make_client
+from telekol.server.broker.client import device_endpoint, make_client, use_tls
 from telekol.server.broker.mosquitto import BrokerProcess
 from telekol.server.config import Settings, load_settings
 from telekol.server.device_messages.topics import status_topic
@@ -59,28 +59,39 @@ class Stack:
         return response.json()["access_token"]
 
     def mosquitto_pub(self, device: dict[str, Any], payload: str | bytes,
-                      topic: str | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Publish with the real `mosquitto_pub` client at QoS 1 as `device`."""
+                      topic: str | None = None, *, tls: bool = False,
+                      ) -> subprocess.CompletedProcess[bytes]:
+        """Publish with the real `mosquitto_pub` client at QoS 1 as `device` (`tls`: on the
+        TLS port, verifying the broker against the local CA)."""
         topic = topic or f"telekol/v1/devices/{device['device_id']}/measurements"
         data = payload.encode() if isinstance(payload, str) else payload
         return subprocess.run(
-            ["mosquitto_pub", "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port),
+            ["mosquitto_pub", *self.mosquitto_address(tls),
              "-u", device["mqtt_username"], "-P", device["mqtt_password"], "-q", "1",
              "-t", topic, "-s"], input=data, capture_output=True, timeout=20, check=False)
+
+    def mosquitto_address(self, tls: bool) -> list[str]:
+        """Return the mosquitto_pub/_sub options that reach the plain or the TLS listener."""
+        if not tls:
+            return ["-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port)]
+        return ["-h", "127.0.0.1", "-p", str(self.settings.mqtts_port),
+                "--cafile", str(self.settings.ca_file)]
 
 
 class StatusListener:
     """Receive a device's status messages (a second connection with its credentials)."""
 
-    def __init__(self, stack: Stack, device: dict[str, Any]) -> None:
+    def __init__(self, stack: Stack, device: dict[str, Any], *, tls: bool = False) -> None:
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         ready = threading.Event()
         self.client: Client = make_client(f"{device['device_id']}-listener-{time.time_ns()}",
                                           device["mqtt_username"], device["mqtt_password"])
+        if tls:
+            use_tls(self.client, stack.settings)
         self.client.on_connect = lambda c, *_: c.subscribe(status_topic(device["device_id"]), 1)
         self.client.on_subscribe = lambda *_: ready.set()
         self.client.on_message = lambda _c, _u, m: self.messages.put(json.loads(m.payload))
-        self.client.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+        self.client.connect(*device_endpoint(stack.settings, tls=tls))
         self.client.loop_start()
         if not ready.wait(10):
             raise RuntimeError("status listener could not subscribe")
@@ -147,7 +158,8 @@ def start_stack(database_url: str, data_dir: str, patients: int = 8,
     (settings, fixture) runs after seeding and before anything starts."""
     settings = load_settings({"TELEKOL_DATA_DIR": data_dir, "TELEKOL_DATABASE_URL": database_url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
-                              "TELEKOL_MQTT_PORT": str(free_port())})
+                              "TELEKOL_MQTT_PORT": str(free_port()),
+                              "TELEKOL_MQTTS_PORT": str(free_port())})
     fixture = prepare(settings, patients)
     if before is not None:
         before(settings, fixture)

@@ -122,6 +122,7 @@ PATIENT_DATA: dict[str, Call] = {
     "POST /api/patients/<patient_id>/alerts/acknowledge": Call(
         "nurse.aalby", "POST", f"/api/patients/{K}/alerts/acknowledge", json={"note": "ok"}),
     "GET /api/quarantine": Call("admin", "GET", "/api/quarantine"),
+    "GET /admin/quarantine": Call("admin", "GET", "/admin/quarantine"),
     "GET /api/patients/<patient_id>/observations": Call(
         "nurse.aalby", "GET", f"/api/patients/{K}/observations?code=spo2"),
     "GET /api/me/observations": Call("patient.karen", "GET", "/api/me/observations?code=spo2"),

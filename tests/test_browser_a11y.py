@@ -31,7 +31,7 @@ PATIENT_TABS = ("/patients/{patient}", "/patients/{patient}/team", "/patients/{p
 CLINICIAN_PAGES = ("/", "/messages", "/proposals", "/handovers", *PATIENT_TABS)
 OWN_PAGES = ("/me", "/me/plan", "/me/messages", "/me/access-log", "/questionnaire/cat",
              "/questionnaire/copd-symptoms")
-ADMIN_PAGES = ("/admin/organizations", "/admin/users", "/admin/audit")
+ADMIN_PAGES = ("/admin/organizations", "/admin/users", "/admin/audit", "/admin/quarantine")
 # Login (None: not logged in) -> its pages and the CPR of the patient whose tabs it opens.
 # Each clinician opens a different picture: red, yellow, green, no readings, no consent.
 WALK: dict[str | None, tuple[tuple[str, ...], str | None]] = {

@@ -59,7 +59,7 @@ PAGES = {
     "doctor.hospital": ["/", "/patients/{svend}"],
     "patient.karen": ["/me", "/me?days=90", "/me/plan", "/me/messages", "/me/access-log",
                       "/questionnaire/cat", "/questionnaire/copd-symptoms"],
-    "admin": ["/admin/users", "/admin/organizations", "/admin/audit"],
+    "admin": ["/admin/users", "/admin/organizations", "/admin/audit", "/admin/quarantine"],
 }
 
 

@@ -47,13 +47,16 @@ def telekol(data_dir: Path, *args: str, **ports: int) -> subprocess.CompletedPro
     (("demo", "--no-simulate"), "mqtt_port", "TELEKOL_MQTT_PORT"),
     (("demo", "--no-simulate"), "http_port", "TELEKOL_HTTP_PORT"),
     (("broker",), "mqtt_port", "TELEKOL_MQTT_PORT"),
+    (("demo", "--no-simulate"), "mqtts_port", "TELEKOL_MQTTS_PORT"),
+    (("broker",), "mqtts_port", "TELEKOL_MQTTS_PORT"),
 ])
 def test_a_taken_port_stops_the_command_before_it_seeds_or_starts_anything(
         tmp_path, taken, command, busy, variable) -> None:
-    ports = {"mqtt_port": free_port(), "http_port": free_port(), busy: taken}
+    ports = {"mqtt_port": free_port(), "mqtts_port": free_port(), "http_port": free_port(),
+             busy: taken}
     done = telekol(tmp_path, *command, **ports)
     assert done.returncode == 1
-    assert f"port 127.0.0.1:{taken} is already in use" in done.stderr
+    assert f":{taken} is already in use" in done.stderr  # the TLS one on every interface
     assert variable in done.stderr
     assert not (tmp_path / "telekol.db").exists()  # not even migrated
     assert not (tmp_path / "mosquitto" / "passwd").exists()

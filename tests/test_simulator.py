@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
 from telekol.device_gateway.simulator import Hub, Simulator
 from telekol.server.config import Settings
 from telekol.server.demo.profiles import PROFILES
+from telekol.server.demo.seed import demo_device_password
+
+from tests.broker_fixtures import Inbox, RunningBroker, connect_client, disconnect, subscribe
 
 
 class FakeClient:
@@ -91,3 +95,25 @@ def test_the_spirometer_comes_once_a_compressed_week_while_the_patient_is_well(
     spirometry = [json.loads(body)["msg_id"] for _, body in hub.client.published  # type: ignore[union-attr]
                   if json.loads(body)["msg_id"].endswith("-spiro")]
     assert 1 <= len(spirometry) <= 2
+
+
+def test_the_hubs_use_the_tls_port_and_verify_the_broker_against_the_local_ca(
+        private_broker: RunningBroker) -> None:
+    private_broker.add_device("hub-0001", demo_device_password("hub-0001"))
+    inbox = Inbox()
+    gateway = connect_client(private_broker.settings, "telekol-gateway",
+                             private_broker.service_passwords["telekol-gateway"],
+                             on_message=inbox)
+    subscribe(gateway, "telekol/v1/devices/+/measurements")
+    sim = Simulator(private_broker.settings, [("hub-0001", "0101419996")], 300)
+    sim.start()
+    try:
+        sim.measure(sim.hubs[0])
+        arrived = inbox.take(1)[0]
+        assert arrived.topic == "telekol/v1/devices/hub-0001/measurements"
+        sock = sim.hubs[0].client.socket()  # type: ignore[union-attr]
+        assert isinstance(sock, ssl.SSLSocket)
+        assert sock.getpeername()[1] == private_broker.settings.mqtts_port
+    finally:
+        sim.stop()
+        disconnect(gateway)

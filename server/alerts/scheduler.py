@@ -48,6 +48,7 @@ from telekol.server.models import (
     Patient,
     PatientRuleSettings,
     QuarantinedMessage,
+    QuarantineOverflow,
     ScheduledAlertKey,
 )
 
@@ -264,14 +265,21 @@ def _devices(session: Session, patient_id: str) -> tuple[DeviceState, ...]:
 
 
 def _rejections_in_a_row(session: Session, device_id: str) -> int:
-    """Count the device's quarantined messages since its last accepted one."""
+    """Count the device's rejected messages since its last accepted one.
+
+    Those beyond the quarantine quota are only counted (server/ingest/quarantine.py); they count
+    here when the last of them came after the last accepted message.
+    """
     last_accepted = session.exec(select(func.max(InboundMessage.received_at)).where(
         InboundMessage.device_id == device_id)).one()
     query = select(func.count()).select_from(QuarantinedMessage).where(
         QuarantinedMessage.device_id == device_id)
     if last_accepted is not None:
         query = query.where(col(QuarantinedMessage.received_at) > last_accepted)
-    return int(session.exec(query).one())
+    overflow = session.get(QuarantineOverflow, device_id)
+    dropped = overflow.dropped if overflow and (
+        last_accepted is None or overflow.last_at > last_accepted) else 0
+    return int(session.exec(query).one()) + dropped
 
 
 def mqtt_publisher(settings: Any) -> tuple[Publish, Callable[[], None]]:

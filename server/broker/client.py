@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from paho.mqtt.client import CallbackAPIVersion, Client
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from telekol.server.config import Settings
 
 
 def make_client(client_id: str, username: str, password: str, *, manual_ack: bool = False,
@@ -25,3 +28,17 @@ def session_properties(expiry_seconds: int, receive_maximum: int | None = None) 
     if receive_maximum is not None:
         properties.ReceiveMaximum = receive_maximum
     return properties
+
+
+def device_endpoint(settings: Settings, *, tls: bool = True) -> tuple[str, int]:
+    """Return where a device on this machine connects: the TLS listener, or the plain one."""
+    if not tls:
+        return settings.mqtt_host, settings.mqtt_port
+    wildcard = settings.mqtts_host in ("", "0.0.0.0", "::")
+    return (settings.mqtt_host if wildcard else settings.mqtts_host), settings.mqtts_port
+
+
+def use_tls(client: Client, settings: Settings) -> None:
+    """Verify the broker's certificate and host name: the local CA's, else the system's CAs."""
+    ca: Path | None = None if settings.tls_cert else settings.ca_file
+    client.tls_set(ca_certs=str(ca) if ca else None)

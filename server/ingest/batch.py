@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 from telekol.server.alerts.context_cache import ContextCache
 from telekol.server.db import utcnow
 from telekol.server.device_messages.questionnaire_responses import QuestionnaireAnswers
+from telekol.server.ingest.quarantine import QuarantineQuota, admit, quarantine_row
 from telekol.server.ingest.recorder import Recorder
 from telekol.server.metrics import timed_ingest
 from telekol.server.models import Device, InboundMessage, QuarantinedMessage
@@ -94,7 +95,8 @@ class IngestService:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow,
                  new_id: Callable[[], str] | None = None,
                  cache: ContextCache | None = None,
-                 fence: Callable[[Connection], None] | None = None) -> None:
+                 fence: Callable[[Connection], None] | None = None,
+                 quota: QuarantineQuota | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.new_id = new_id or RandomIds()
@@ -102,6 +104,7 @@ class IngestService:
         # Run as the last statement of every transaction: raises to refuse the commit
         # (a gateway that lost its lease, server/ingest/lease.py).
         self.fence = fence
+        self.quota = quota or QuarantineQuota()
 
     @timed_ingest
     def ingest(self, deliveries: Sequence[ParsedDelivery]) -> IngestResult:
@@ -130,13 +133,15 @@ class IngestService:
 
     @timed_ingest
     def quarantine(self, delivery: ParsedDelivery, errors: list[str]) -> IngestResult:
-        """Keep a whole delivery in quarantine with `errors` and answer each object rejected."""
+        """Keep a delivery in quarantine (within the quota) and answer each object rejected."""
+        row = quarantine_row(received_at=delivery.received_at, topic=delivery.topic,
+                             device_id=delivery.device_id, msg_id=None,
+                             errors=_printable(errors), raw=delivery.raw,
+                             prefix_bytes=self.quota.prefix_bytes)
         with Session(self.engine) as session:
-            session.add(QuarantinedMessage(
-                received_at=delivery.received_at, topic=delivery.topic[:300],
-                device_id=delivery.device_id or None, msg_id=None, errors=_printable(errors),
-                payload=delivery.raw))
-            session.flush()
+            kept = admit(session, self.quota, [row])
+            if kept:
+                session.execute(insert(_QUARANTINE), kept)
             self._check_fence(session)
             session.commit()
         msg_ids = [getattr(item, "msg_id", None) for item in delivery.items] or [None]
@@ -184,8 +189,9 @@ class _Batch:
             slots[slot] = (device["id"], status(item.msg_id,
                                                 "accepted" if accepted else "duplicate"))
         self.result.statuses = [s for s in slots if s is not None]
-        if self.quarantined:
-            self.session.execute(insert(_QUARANTINE), self.quarantined)
+        kept = admit(self.session, self.service.quota, self.quarantined)
+        if kept:
+            self.session.execute(insert(_QUARANTINE), kept)
         self._save_devices()
         self.recorded = self.recorder.finish()
         self.result.events.extend(self.recorded.events)
@@ -237,11 +243,11 @@ class _Batch:
                 errors: list[str]) -> tuple[str, dict[str, Any]]:
         # A payload that is one object (or garbage) is quarantined byte for byte.
         raw = delivery.raw if len(delivery.items) == 1 else item.raw
-        self.quarantined.append({
-            "received_at": delivery.received_at, "topic": delivery.topic[:300],
-            "device_id": delivery.device_id or None, "msg_id": item.msg_id,
-            "errors": _printable(errors),
-            "payload": raw.encode("utf-8", "backslashreplace") if isinstance(raw, str) else raw})
+        self.quarantined.append(quarantine_row(
+            received_at=delivery.received_at, topic=delivery.topic,
+            device_id=delivery.device_id, msg_id=item.msg_id, errors=_printable(errors),
+            raw=raw.encode("utf-8", "backslashreplace") if isinstance(raw, str) else raw,
+            prefix_bytes=self.service.quota.prefix_bytes))
         return delivery.device_id, status(item.msg_id, "rejected", errors)
 
     def _store(self, delivery: ParsedDelivery, device: dict[str, Any], item: Any) -> None:

@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="minutes per patient's turn to worsen (default 60)")
     simulate.add_argument("--patients", type=int, default=None, help="limit to N hubs")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    simulate.add_argument("--no-tls", action="store_true", help="use the plain MQTT port "
+                          "instead of TLS on TELEKOL_MQTTS_PORT")
     simulate.set_defaults(run=_simulate)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
@@ -242,11 +244,11 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 def _broker(_args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.accounts.devices import sync_broker
-    from telekol.server.broker.mosquitto import BrokerError, BrokerProcess, ensure_port_free
+    from telekol.server.broker.mosquitto import BrokerError, BrokerProcess, ensure_broker_ports_free
     from telekol.server.migrate import upgrade
 
     try:
-        ensure_port_free(settings.mqtt_host, settings.mqtt_port, "MQTT", "TELEKOL_MQTT_PORT")
+        ensure_broker_ports_free(settings)
     except BrokerError as error:
         return _refuse(error)
     upgrade(settings.database_url)
@@ -255,8 +257,9 @@ def _broker(_args: argparse.Namespace, settings: Settings) -> int:
     _on_stop(stop.set)
     with BrokerProcess(settings) as process:
         process.start()
-        logging.getLogger("telekol.broker").info("broker listening on %s:%d",
-                                                 settings.mqtt_host, settings.mqtt_port)
+        logging.getLogger("telekol.broker").info(
+            "broker listening on %s:%d, with TLS on %s:%d", settings.mqtt_host,
+            settings.mqtt_port, settings.mqtts_host, settings.mqtts_port)
         while not stop.wait(1.0):
             if not process.running:
                 return 1
@@ -269,7 +272,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     _on_stop(stop.set)
     return run_simulator(settings, stop, interval=args.interval, worsen_every=args.worsen_every,
-                         limit=args.patients, seed=args.seed)
+                         limit=args.patients, seed=args.seed, tls=not args.no_tls)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

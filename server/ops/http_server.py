@@ -51,7 +51,9 @@ def serve(settings: Settings) -> int:
 def options(settings: Settings) -> dict[str, Any]:
     """Return gunicorn's settings for this stack."""
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-    return {"bind": [f"{host}:{settings.http_port}"], "workers": settings.http_workers,
+    tls = {"certfile": settings.https_cert, "keyfile": settings.https_key} if (
+        settings.https_cert) else {}
+    return {**tls, "bind": [f"{host}:{settings.http_port}"], "workers": settings.http_workers,
             "threads": settings.http_threads, "worker_class": LiveWorker,
             "graceful_timeout": GRACEFUL_SECONDS, "keepalive": KEEPALIVE_SECONDS,
             "accesslog": "-", "access_log_format": ACCESS_FORMAT, "errorlog": "-",

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from telekol.server import metrics_files
 from telekol.server.accounts.devices import sync_broker
-from telekol.server.broker.mosquitto import ensure_port_free
+from telekol.server.broker.mosquitto import ensure_broker_ports_free, ensure_port_free
 from telekol.server.config import Settings
 from telekol.server.db import make_engine, session_scope
 from telekol.server.demo.history_seed import seed_demo_history
@@ -62,6 +63,11 @@ def child_env(settings: Settings) -> dict[str, str]:
     env.update(TELEKOL_DATA_DIR=str(settings.data_dir), TELEKOL_DATABASE_URL=settings.database_url,
                TELEKOL_HTTP_HOST=settings.http_host, TELEKOL_HTTP_PORT=str(settings.http_port),
                TELEKOL_MQTT_HOST=settings.mqtt_host, TELEKOL_MQTT_PORT=str(settings.mqtt_port),
+               TELEKOL_MQTTS_HOST=settings.mqtts_host, TELEKOL_MQTTS_PORT=str(settings.mqtts_port),
+               TELEKOL_TLS_CERT=settings.tls_cert, TELEKOL_TLS_KEY=settings.tls_key,
+               TELEKOL_TLS_NAMES=",".join(settings.tls_names),
+               TELEKOL_HTTPS_CERT=settings.https_cert, TELEKOL_HTTPS_KEY=settings.https_key,
+               TELEKOL_PROXY_HOPS=str(settings.proxy_hops),
                TELEKOL_MOSQUITTO_CONF=str(settings.mosquitto_conf))
     return env
 
@@ -84,11 +90,11 @@ def wait_for_port(host: str, port: int, deadline: float) -> bool:
     return False
 
 
-def wait_for_health(url: str, deadline: float) -> bool:
+def wait_for_health(url: str, deadline: float, context: ssl.SSLContext | None = None) -> bool:
     """Return True once /healthz answers 200."""
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:
                 if response.status == 200:
                     return True
         except OSError:
@@ -114,7 +120,7 @@ def run_demo(settings: Settings, *, simulate: bool, patients: int,
     """Run the whole platform until interrupted; refuse (PortInUse) if a port is taken."""
     # Checked before anything is seeded or started: with the port taken, the simulator
     # would publish into whatever broker holds it.
-    ensure_port_free(settings.mqtt_host, settings.mqtt_port, "MQTT", "TELEKOL_MQTT_PORT")
+    ensure_broker_ports_free(settings)
     ensure_port_free(settings.http_host, settings.http_port, "HTTP", "TELEKOL_HTTP_PORT")
     fixture = prepare(settings, patients, history_days)
     metrics_files.clear(settings)  # a new stack: no process of an earlier one is left
@@ -128,16 +134,32 @@ def run_demo(settings: Settings, *, simulate: bool, patients: int,
         signal.signal(signum, lambda *_: stop.set())
     try:
         _start_all(parts, env, settings)
-        url = f"http://{settings.http_host}:{settings.http_port}/"
-        if not wait_for_health(url + "healthz", time.monotonic() + 60):
+        url = web_url(settings)
+        if not wait_for_health(url + "healthz", time.monotonic() + 60, _trust(settings)):
             log.warning("the platform did not report healthy within 60 s; see the logs above")
-        _print_welcome(url, fixture)
+        _print_welcome(url, fixture, settings)
         _supervise(parts, env, stop)
     finally:
         for part in reversed(parts):
             part.stop()
         print("TeleKOL demo stopped.", flush=True)
     return 0
+
+
+def web_url(settings: Settings) -> str:
+    """Return the web server's base URL: https when gunicorn serves TLS itself."""
+    scheme = "https" if settings.https_cert else "http"
+    return f"{scheme}://{settings.http_host}:{settings.http_port}/"
+
+
+def _trust(settings: Settings) -> ssl.SSLContext | None:
+    """Trust the system's CAs and the local CA, for a web certificate signed by either."""
+    if not settings.https_cert:
+        return None
+    context = ssl.create_default_context()
+    if settings.ca_file.exists():
+        context.load_verify_locations(settings.ca_file)
+    return context
 
 
 def _start_all(parts: list[Part], env: dict[str, str], settings: Settings) -> None:
@@ -161,8 +183,11 @@ def _supervise(parts: list[Part], env: dict[str, str], stop: threading.Event) ->
                 part.start(env)
 
 
-def _print_welcome(url: str, fixture: dict) -> None:
-    lines = ["", "=" * 66, f"  TeleKOL is running: {url}", "",
+def _print_welcome(url: str, fixture: dict, settings: Settings) -> None:
+    ca = settings.tls_cert or settings.ca_file
+    lines = ["", "=" * 66, f"  TeleKOL is running: {url}",
+             f"  Devices: MQTT over TLS on port {settings.mqtts_port} "
+             f"({'certificate' if settings.tls_cert else 'CA'} {ca})", "",
              f"  Demo logins (password for all: {fixture['users'][0]['password']}):"]
     for user in fixture["users"]:
         lines.append(f"    {user['username']:<18} {user['role']:<8} {user['organization'] or ''}")

@@ -30,7 +30,13 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     """Build the web app; `live=False` skips the broker bridge (for unit tests)."""
     from telekol.clinician_ui import bp as ui_bp
     from telekol.server.ingest.mapper_check import ensure_valid
-    from telekol.server.web import auditing, auth, health, metrics_view  # the shared core
+    from telekol.server.web import (  # the shared core
+        auditing,
+        auth,
+        health,
+        metrics_view,
+        transport,  # Secure cookies and HSTS under TLS, reverse proxies by configuration
+    )
     from telekol.server.web import live as live_door  # registers the Socket.IO handlers
     from telekol.server.web.api import (  # the JSON door: one blueprint per area
         admin,
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     app.teardown_appcontext(close_db)
     app.after_request(_secure_headers)
     auditing.init_app(app)  # registered after: its hook runs first, headers go on a 503 too
+    transport.init_app(app, settings.proxy_hops)  # HTTPS: Secure cookies, HSTS (transport.py)
     if live:
         # Its own small pool: live pushes are audited even while requests fill the app's.
         bridge_engine = make_engine(settings.database_url, pool_size=2)

@@ -58,7 +58,8 @@ def _start(url: str, tmp: str, stack: ExitStack) -> tuple[str, dict[str, Any], S
     settings = load_settings({**os.environ, "TELEKOL_DATA_DIR": tmp,
                               "TELEKOL_DATABASE_URL": url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
-                              "TELEKOL_MQTT_PORT": str(free_port())})
+                              "TELEKOL_MQTT_PORT": str(free_port()),
+                              "TELEKOL_MQTTS_PORT": str(free_port())})
     fixture = prepare(settings, 8)
     broker = stack.enter_context(BrokerProcess(settings))
     broker.start()

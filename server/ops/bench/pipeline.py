@@ -101,7 +101,8 @@ def _run(options: Options) -> dict[str, Any]:
             fresh_database(target, Path(tmp)) as url, ExitStack() as stack:
         settings = load_settings({"TELEKOL_DATA_DIR": tmp, "TELEKOL_DATABASE_URL": url,
                                   "TELEKOL_HTTP_PORT": str(free_port()),
-                                  "TELEKOL_MQTT_PORT": str(free_port())})
+                                  "TELEKOL_MQTT_PORT": str(free_port()),
+                                  "TELEKOL_MQTTS_PORT": str(free_port())})
         fixture = prepare(settings, max(patients, 6))
         if options.rest:
             seed_history(settings, fixture, options.history_days)

@@ -163,7 +163,8 @@ def run_worklist_bench(*, patients: int, seconds: float, rate: float, runs: int,
 
     with tempfile.TemporaryDirectory(prefix="telekol-wl-bench-") as tmp, ExitStack() as stack:
         settings = load_settings({"TELEKOL_DATA_DIR": tmp, "TELEKOL_HTTP_PORT": str(free_port()),
-                                  "TELEKOL_MQTT_PORT": str(free_port())})
+                                  "TELEKOL_MQTT_PORT": str(free_port()),
+                                  "TELEKOL_MQTTS_PORT": str(free_port())})
         seeded = time.perf_counter()
         fixture = prepare(settings, patients)
         seed_history(settings, fixture)

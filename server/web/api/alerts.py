@@ -267,4 +267,6 @@ def quarantine():  # type: ignore[no-untyped-def]
     note([owner for owner in owners if owner], "read", "QuarantinedMessage")
     return jsonify([{"id": r.id, "received_at": events.instant(r.received_at), "topic": r.topic,
                      "device_id": r.device_id, "msg_id": r.msg_id, "errors": r.errors,
+                     "size": r.size if r.size is not None else len(r.payload),
+                     "sha256": r.sha256,
                      "payload": r.payload[:4096].decode("utf-8", "replace")} for r in rows])
