@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import logout_user
 from telekol.server.web.auth import attempt_login, start_session
 from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
+from telekol.server.web.redirects import local_target
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
@@ -56,11 +57,9 @@ def language(code: str):  # type: ignore[no-untyped-def]
 
 
 def _safe_next() -> str | None:
-    # Only local paths: an absolute URL here would be an open redirect.
-    target = request.values.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target.rstrip("?") or None
-    return None
+    # Only a path on this site (server/web/redirects.py): anything else is an open redirect.
+    target = request.values.get("next")
+    return local_target(target if isinstance(target, str) else None)
 
 
 # Imported last: the module adds its routes to `bp`, defined above.
