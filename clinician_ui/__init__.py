@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import logout_user
-from telekol.server.web.auth import attempt_login, start_session
+from telekol.server.web.auth import attempt_login, end_sessions, signed_in, start_session
 from telekol.server.web.locale import LANG_COOKIE, LANGUAGES
 from telekol.server.web.redirects import local_target
 
@@ -41,7 +41,10 @@ def login_submit():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
-    """End the session."""
+    """End the session on the server: this user's sessions and tokens stop working."""
+    user = signed_in()
+    if user is not None:
+        end_sessions(user)
     logout_user()
     return redirect(url_for("ui.login"))
 

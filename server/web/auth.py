@@ -10,7 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Request, current_app, jsonify, redirect, request, session, url_for
 from flask_login import current_user, login_user
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 from telekol.server.accounts import SESSION_LIFETIME, LoginThrottle, authenticate
 from telekol.server.db import utcnow
 from telekol.server.models import User
@@ -64,6 +65,17 @@ def start_session(user: User) -> None:
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     login_user(user)
     session[SESSION_VERSION_KEY] = user.token_version
+
+
+def end_sessions(user: User) -> None:
+    """End every browser session and bearer token of `user` (logout): move their version.
+
+    One atomic UPDATE, so two logouts at once both count; live connections notice within
+    seconds (server/web/live.py re-checks them).
+    """
+    db().connection().execute(update(User).where(col(User.id) == user.id).values(
+        token_version=col(User.token_version) + 1))
+    db().commit()
 
 
 @login_manager.user_loader
