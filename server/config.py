@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,9 @@ class Settings:
     http_threads: int = 100  # per process; each open live connection holds one
     http_db_connections: int = 10  # per process: requests working on the database at once
     metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
+    # The site's address as users reach it (a reverse proxy's): links use it, not `Host`.
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()  # more host names this site answers to
 
     @property
     def broker_dir(self) -> Path:
@@ -58,7 +62,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
         metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
+        public_url=_public_url(env.get("TELEKOL_PUBLIC_URL", "")),
+        allowed_hosts=tuple(h.strip().lower() for h in
+                            env.get("TELEKOL_HTTP_ALLOWED_HOSTS", "").split(",") if h.strip()),
     )
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if text.strip() and (parts.scheme not in ("http", "https") or not parts.hostname
+                         or parts.path.strip("/") or parts.query):
+        raise ValueError("TELEKOL_PUBLIC_URL must be http(s)://host[:port], without a path")
+    return text.strip().rstrip("/")
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

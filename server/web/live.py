@@ -21,6 +21,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,7 @@ class Viewers:
 
 
 VIEWERS = Viewers()
+Sight = Callable[[Engine, list[dict[str, Any]]], list[dict[str, Any]]]
 GATEWAY_STALE_SECONDS = 15.0
 MAX_COALESCED = 200  # broker messages delivered as one batch when they have piled up
 
@@ -154,8 +156,10 @@ def _listed(resources: list[str], limit: int = 300) -> str:
 class LiveBridge:
     """Subscribe to the gateway's internal events and emit them to the allowed rooms."""
 
-    def __init__(self, settings: Settings, sio: SocketIO, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, sio: SocketIO, engine: Engine | None = None,
+                 sight: Sight = within_sight) -> None:
         self.settings = settings
+        self.sight = sight  # readdresses each batch to who sees its patients now
         self.sio = sio
         self.engine = engine if engine is not None else make_engine(settings.database_url)
         self.viewers = VIEWERS
@@ -266,7 +270,7 @@ class LiveBridge:
         """Audit the disclosures of a batch in one transaction, then push (to the rooms that
         see each patient now: live_sight.within_sight)."""
         try:
-            batch = within_sight(self.engine, batch)
+            batch = self.sight(self.engine, batch)
             audit.record_many(self.engine, push_entries(batch, self.viewers))
         except Exception as error:
             log.error("could not audit %d live event(s) (%s); not pushed", len(batch),
