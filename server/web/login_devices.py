@@ -12,8 +12,9 @@ import secrets
 import threading
 from collections import OrderedDict
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 COOKIE = "telekol_device"
 MAX_AGE_SECONDS = 180 * 24 * 3600
