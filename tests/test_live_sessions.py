@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +19,7 @@ import pytest
 import requests
 import socketio
 from telekol.server.seed import HOSPITAL_PATTERN
+from telekol.server.supervisor import child_env
 
 from tests.stack_fixtures import Stack, StatusListener
 from tests.test_pipeline import measurement
@@ -119,6 +122,23 @@ def test_deactivation_or_a_password_change_disconnects_within_5_s(stack: Stack, 
                                headers=admin_headers(stack), json=body, timeout=10)
         assert answer.status_code == 200, answer.text
         all_gone(watchers, started)
+    finally:
+        for watcher in watchers:
+            watcher.close()
+
+
+def test_a_deactivation_from_the_command_line_disconnects_within_5_s(stack: Stack,
+                                                                      nurse) -> None:
+    # Another process, with no broker connection: the web workers notice by themselves.
+    username, password = nurse
+    watchers = [Watcher(stack, token=bearer(stack, username, password))
+                for _ in range(CONNECTIONS)]
+    try:
+        done = subprocess.run([sys.executable, "-m", "telekol.server.cli", "user", "deactivate",
+                               username], env=child_env(stack.settings), capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        all_gone(watchers, time.monotonic())  # counted from the command's end (its commit)
     finally:
         for watcher in watchers:
             watcher.close()
