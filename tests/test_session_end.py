@@ -43,3 +43,12 @@ def test_logout_ends_the_users_bearer_tokens_and_other_sessions(app) -> None:  #
     assert other.get("/api/patients").status_code == 401
     # Logging in again works.
     assert form_login(app.test_client(), "nurse.aalby", PASSWORD).status_code == 302
+
+
+def test_an_api_client_logs_out_with_its_token(app) -> None:  # noqa: F811
+    client = app.test_client()
+    bearer = {"Authorization": "Bearer " + api_login(client, "gp.torvet", PASSWORD)
+              .get_json()["access_token"]}
+    assert client.post("/api/auth/logout", headers=bearer).status_code == 204
+    assert client.get("/api/patients", headers=bearer).status_code == 401
+    assert client.post("/api/auth/logout", headers=bearer).status_code == 401

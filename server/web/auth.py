@@ -186,6 +186,16 @@ def issue_token():  # type: ignore[no-untyped-def]
                    expires_in=tokens.ttl_seconds)
 
 
+@bp.post("/api/auth/logout")
+def api_logout():  # type: ignore[no-untyped-def]
+    """End every session and token of the caller (as logging out of the pages does)."""
+    user = signed_in()
+    if user is None:
+        return unauthorized()
+    end_sessions(user)
+    return "", 204
+
+
 def find_user(username: str) -> User | None:
     """Return a user by username."""
     return db().exec(select(User).where(User.username == username)).first()
