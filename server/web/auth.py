@@ -31,7 +31,7 @@ LOCKED = N_("This account is temporarily locked after too many failed logins. Tr
             "%(minutes)d minutes, or ask an administrator to unlock it.")
 log = logging.getLogger(__name__)
 
-# The session key holding the user's token version: a password change or deactivation
+# The session key holding the user's session version: logout, a password change or deactivation
 # bumps the version and so ends every browser session too.
 SESSION_VERSION_KEY = "_tv"
 
@@ -98,7 +98,7 @@ def end_sessions(user: User) -> None:
     """End every browser session and bearer token of `user` (logout): move their version.
 
     One atomic UPDATE, so two logouts at once both count; live connections notice within
-    seconds (server/web/live.py re-checks them).
+    about a second (server/web/live_sight.py re-checks them).
     """
     db().connection().execute(update(User).where(col(User.id) == user.id).values(
         token_version=col(User.token_version) + 1))
