@@ -110,23 +110,23 @@ def admin_users_add():  # type: ignore[no-untyped-def]
     form = request.form
     username, role = form.get("username", "").strip(), form.get("role", "")
     organization = form.get("organization", "").strip() or None
-    patient_id = None
     try:
-        patient_id = _patient_of_new_user(role, organization, form.get("cpr", ""))
-        admin.add_user(db(), username, form.get("name", ""), role,
-                       organization_id=organization if role in admin.CLINICAL_ROLES else None,
-                       patient_id=patient_id, password=form.get("password", ""))
+        made = admin.add_user(db(), username, form.get("name", ""), role,
+                              organization_id=organization if role in admin.CLINICAL_ROLES
+                              else None, password=form.get("password", ""),
+                              patient_cpr=_cpr_of_new_user(role, organization,
+                                                           form.get("cpr", "")))
     except admin.AdminError as error:
         db().rollback()
-        note(patient_id, "create", f"User/{username}")
+        note(None, "create", f"User/{username}")  # no patient: the answer must not tell
         return _users_page(error=message(error)), 400
-    note(patient_id, "create", f"User/{username}")
+    note(made.patient_id, "create", f"User/{username}")
     db().commit()
     flash(_("User %(username)s added.", username=username))
     return redirect(url_for("ui.admin_users"), 303)
 
 
-def _patient_of_new_user(role: str, organization: str | None, cpr: str) -> str | None:
+def _cpr_of_new_user(role: str, organization: str | None, cpr: str) -> str | None:
     # The form words these checks itself: the service's messages name CLI options.
     if role in admin.CLINICAL_ROLES and organization is None:
         raise admin.AdminError(admin.N_("A nurse, doctor, GP or secretary needs an "
@@ -135,7 +135,7 @@ def _patient_of_new_user(role: str, organization: str | None, cpr: str) -> str |
         return None
     if not cpr.strip():
         raise admin.AdminError(admin.N_("A patient user needs the patient's CPR number."))
-    return admin.patient_for_cpr(db(), cpr)
+    return cpr  # looked up last, by admin.add_user
 
 
 @bp.post("/admin/users/<username>/<action>")

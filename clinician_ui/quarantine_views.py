@@ -16,8 +16,8 @@ from flask import render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlmodel import col, select
-from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.admin_views import admin_only, local_time
+from telekol.clinician_ui.blueprint import bp
 from telekol.server.models import Device, QuarantinedMessage, QuarantineOverflow
 from telekol.server.web.auditing import note
 from telekol.server.web.context import db

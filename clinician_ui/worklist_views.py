@@ -15,7 +15,7 @@ from flask_login import login_required
 from telekol.clinician_ui.blueprint import bp
 from telekol.clinician_ui.worklist_words import row_view
 from telekol.server.alerts import lifecycle as alert_lifecycle
-from telekol.server.care.access import visible_patient
+from telekol.server.care.access import acts_on_alerts, visible_patient
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, Organization, User
 from telekol.server.web.auditing import note
@@ -133,5 +133,5 @@ def _local(target: str | None) -> bool:
 def _viewer(user: User, organization: Organization | None) -> dict[str, Any]:
     # What the script needs to know about the person looking: which red alerts to sound for.
     return {"organization": organization.id if organization else None,
-            "can_act": user.role in alert_lifecycle.CLINICAL_ROLES,
+            "can_act": acts_on_alerts(user),
             "inbox": bool(organization and organization.kind == "gp")}

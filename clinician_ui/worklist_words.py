@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from telekol.server.alerts.lifecycle import CLINICAL_ROLES
+from telekol.server.care.access import acts_on_alerts
 from telekol.server.db import utcnow
 from telekol.server.models import Alert, Observation, User
 from telekol.server.web.alert_words import alert_words, severity_word
@@ -42,8 +42,8 @@ def row_view(row: Row, details: Details, now: datetime, user: User) -> dict[str,
         "trend": _trend(extra.code, extra.series, now) if extra else None,
         "latest": _latest(extra.latest) if extra else [],
         "acting": _acting(row, details, deciding),
-        "mine": row.mine, "can_act": user.role in CLINICAL_ROLES,
-        "can_acknowledge_all": row.mine and user.role in CLINICAL_ROLES and any(
+        "mine": row.mine, "can_act": acts_on_alerts(user),
+        "can_acknowledge_all": row.mine and acts_on_alerts(user) and any(
             a["mine"] and a["status"] in ("open", "snoozed") for a in alerts),
     }
 
@@ -75,7 +75,7 @@ def _alert_view(alert: Alert, row: Row, details: Details, now: datetime,
         "snoozed_until": when(alert.snoozed_until) if alert.status == "snoozed" else None,
         "snooze_reason": alert.snooze_reason,
         "owner": details.organizations.get(owner or "", owner or ""),
-        "mine": owner == user.organization_id and user.role in CLINICAL_ROLES,
+        "mine": owner == user.organization_id and acts_on_alerts(user),
     }
 
 

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,9 @@ class Settings:
     quarantine_prefix_bytes: int = 4096
     quarantine_per_hour: int = 60
     quarantine_bytes_per_day: int = 1_048_576
+    # The site's address as users reach it (a reverse proxy's): links use it, not `Host`.
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()  # more host names this site answers to
 
     @property
     def broker_dir(self) -> Path:
@@ -94,6 +98,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         quarantine_prefix_bytes=_positive(env, "TELEKOL_QUARANTINE_PREFIX_BYTES", 4096),
         quarantine_per_hour=_positive(env, "TELEKOL_QUARANTINE_PER_HOUR", 60),
         quarantine_bytes_per_day=_positive(env, "TELEKOL_QUARANTINE_BYTES_PER_DAY", 1_048_576),
+        public_url=_public_url(env.get("TELEKOL_PUBLIC_URL", "")),
+        allowed_hosts=tuple(h.strip().lower() for h in
+                            env.get("TELEKOL_HTTP_ALLOWED_HOSTS", "").split(",") if h.strip()),
     )
 
 
@@ -103,6 +110,14 @@ def _pair(env: Mapping[str, str], cert: str, key: str) -> tuple[str, str]:
     if bool(pair[0]) != bool(pair[1]):
         raise ValueError(f"set both {cert} and {key}, or neither")
     return pair
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if text.strip() and (parts.scheme not in ("http", "https") or not parts.hostname
+                         or parts.path.strip("/") or parts.query):
+        raise ValueError("TELEKOL_PUBLIC_URL must be http(s)://host[:port], without a path")
+    return text.strip().rstrip("/")
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

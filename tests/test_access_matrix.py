@@ -74,6 +74,9 @@ def allowed(person: Person, action: str, case: Case) -> str:
         "hand_over": role in CLINICIANS and responsible,
         "pause": role in CLINICIANS and responsible,
         "consent": responsible or org == case.custodian,
+        # A secretary reads alerts; acting on them is a clinical decision (acknowledging
+        # for another organisation's alerts changes nothing and still answers 200).
+        "act_on_alerts": role in CLINICIANS,
     }[action]
     return "ok" if rule else "forbidden"
 
@@ -144,6 +147,8 @@ ENDPOINTS = [
              lambda person, case: {"starts_at": "2027-01-01T00:00:00+01:00",
                                    "ends_at": "2027-01-05T00:00:00+01:00",
                                    "reason": "matrix"}),
+    Endpoint("acknowledge the patient's alerts", "POST", "/api/patients/{p}/alerts/acknowledge",
+             "act_on_alerts", lambda person, case: {"note": "matrix"}),
     Endpoint("overview page", "GET", "/patients/{p}", "read"),
     Endpoint("care team page", "GET", "/patients/{p}/team", "read", clinicians_only=True),
     Endpoint("care plan page", "GET", "/patients/{p}/plan", "read"),

@@ -188,7 +188,8 @@ def test_deactivation_ends_the_users_tokens_until_reactivated(app) -> None:
 def test_an_administrator_cannot_deactivate_themselves(app) -> None:
     response = app.test_client().post("/api/admin/users/admin/deactivate", headers=bearer(app))
     assert response.status_code == 400
-    assert response.get_json() == {"error": "you cannot deactivate yourself"}
+    assert response.get_json() == {"error": "you cannot deactivate yourself",
+                                   "message": "du kan ikke deaktivere dig selv"}
 
 
 def test_unlock_and_password(app) -> None:

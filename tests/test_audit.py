@@ -313,7 +313,9 @@ def bridge(engine, settings):
     """Return a bridge whose process has the nurse (in two tabs) and the GP connected."""
     from telekol.server.web.live import LiveBridge, Viewers
 
-    made = LiveBridge(settings, FakeSocketIO(), engine)  # type: ignore[arg-type]
+    # Made-up patients (p1...): the rooms are taken as addressed (live_sight is tested apart).
+    made = LiveBridge(settings, FakeSocketIO(), engine,  # type: ignore[arg-type]
+                      sight=lambda _engine, batch: batch)
     made.viewers = Viewers()
     made.viewers.add("tab-1", TAB_NURSE, ["org:muni-aalby"])
     made.viewers.add("tab-2", TAB_NURSE, ["org:muni-aalby"])

@@ -298,6 +298,7 @@ NOT_PATIENT_DATA: dict[str, str] = {
     "GET /static/<path:filename>": "assets", "GET /healthz": "health of the platform",
     "GET /metrics": "counts and timings for the operator; nothing clinical, names no patient",
     "POST /api/auth/token": "credentials",
+    "POST /api/auth/logout": "ends the caller's sessions and tokens",
     "GET /fhir/metadata": "the CapabilityStatement",
     "GET /questionnaire/<kind>": "the blank questionnaire form",
     "GET /patients/<patient_id>/phone/reading": "redirects to the phone page (audited there)",

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 from telekol.fhir.cpr import InvalidCPR, validate_cpr
+from telekol.server.accounts import password_policy
 from telekol.server.accounts.login import hash_password
 from telekol.server.care import plan as care_plan
 from telekol.server.care.episodes import record_consent, start_episode
@@ -23,9 +24,10 @@ ROLES = ("nurse", "doctor", "gp", "secretary", "admin", "patient")
 CLINICAL_ROLES = ("nurse", "doctor", "gp", "secretary")
 TEAM_ROLES = ("monitoring", "treatment", "monitoring+treatment", "specialist", "member")
 DEFAULT_TEAM_ROLE = {"municipality": "monitoring", "gp": "treatment", "hospital": "specialist"}
-# NIST SP 800-63B 5.1.1.2: at least 8 characters, allow at least 64; we ask for 12.
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 256
+# NIST SP 800-63B 5.1.1.2 (server/accounts/password_policy.py): length, common lists, user's own
+# data.
+MIN_PASSWORD_LENGTH = password_policy.MIN_LENGTH
+MAX_PASSWORD_LENGTH = password_policy.MAX_LENGTH
 _USERNAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
 _ORG_ID = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
 _SOR = re.compile(r"\A[0-9]{6,20}\Z")
@@ -54,6 +56,7 @@ class NewUser:
 
     username: str
     generated_password: str | None
+    patient_id: str | None = None
 
 
 def add_organization(session: Session, org_id: str, name: str, kind: str,
@@ -101,8 +104,13 @@ def phone_number(text: str | None) -> str | None:
 
 def add_user(session: Session, username: str, display_name: str, role: str,
              organization_id: str | None = None, patient_id: str | None = None,
-             password: str | None = None) -> NewUser:
-    """Create a user; generate a password unless one is given."""
+             password: str | None = None, *, patient_cpr: str | None = None) -> NewUser:
+    """Create a user; generate a password unless one is given.
+
+    A patient user is linked by `patient_id` or by `patient_cpr`. The CPR number is looked
+    up last, after every other check, so a refused request answers the same whether or not
+    the number is enrolled (an administrator sees no clinical data).
+    """
     if not _USERNAME.match(username):
         raise AdminError(N_("a username is 2-64 of a-z, 0-9, '.', '_', '-', starting with a "
                             "letter or digit"))
@@ -112,12 +120,14 @@ def add_user(session: Session, username: str, display_name: str, role: str,
         raise AdminError(N_("a name is 1-200 characters"))
     if role in CLINICAL_ROLES and organization_id is None:
         raise AdminError("a %(role)s needs --org", role=role)  # the pages ask first
-    if role == "patient" and patient_id is None:
+    linked = patient_id is not None or patient_cpr is not None
+    if role == "patient" and not linked:
         raise AdminError("a patient user needs --patient")
-    if role != "patient" and patient_id is not None:
+    if role != "patient" and linked:
         raise AdminError("only a patient user has --patient")
     if organization_id is not None and session.get(Organization, organization_id) is None:
         raise AdminError(N_("no organisation %(id)s"), id=organization_id)
+    cpr = _cpr_digits(patient_cpr) if patient_cpr is not None else None
     if patient_id is not None and session.get(Patient, patient_id) is None:
         raise AdminError(N_("no patient %(id)s"), id=patient_id)
     if _find(session, username) is not None:
@@ -125,25 +135,32 @@ def add_user(session: Session, username: str, display_name: str, role: str,
     generated = None
     if password is None:
         password = generated = secrets.token_urlsafe(15)
-    check_password(password)
+    check_password(password, username, cpr or _cpr_of(session, patient_id))
+    if cpr is not None:
+        patient_id = patient_for_cpr(session, cpr)
     session.add(User(username=username, display_name=display_name.strip(), role=role,
                      organization_id=organization_id, patient_id=patient_id,
                      password_hash=hash_password(password)))
     session.flush()
-    return NewUser(username, generated)
+    return NewUser(username, generated, patient_id)
 
 
-def check_password(password: str) -> None:
-    """Refuse a password that is too short or too long."""
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise AdminError(N_("a password is %(min)d-%(max)d characters"), min=MIN_PASSWORD_LENGTH,
-                         max=MAX_PASSWORD_LENGTH)
+def check_password(password: str, username: str | None = None, cpr: str | None = None) -> None:
+    """Refuse a password NIST SP 800-63B would: short, common, the username or the CPR."""
+    found = password_policy.problem(password, username, cpr)
+    if found is not None:
+        raise AdminError(found[0], **found[1])
+
+
+def _cpr_of(session: Session, patient_id: str | None) -> str | None:
+    patient = session.get(Patient, patient_id) if patient_id else None
+    return patient.cpr if patient else None
 
 
 def set_password(session: Session, username: str, password: str) -> None:
     """Set a new password; this ends the user's sessions and tokens and lifts a lock-out."""
-    check_password(password)
     user = _user(session, username)
+    check_password(password, username, _cpr_of(session, user.patient_id))
     user.password_hash = hash_password(password)
     user.token_version += 1
     user.failed_logins, user.locked_until = 0, None
@@ -263,13 +280,17 @@ def list_organizations(session: Session) -> list[dict[str, Any]]:
              "phone": o.phone, "users": counts.get(o.id, 0)} for o in organizations]
 
 
-def patient_for_cpr(session: Session, cpr: str) -> str:
-    """Return the id of the patient with this CPR number (for linking a patient user)."""
+def _cpr_digits(cpr: str) -> str:
     try:
-        digits = validate_cpr(cpr.strip())
+        return validate_cpr(cpr.strip())
     except InvalidCPR:
         raise AdminError(N_("a CPR number is 10 digits, written DDMMYYSSSS or DDMMYY-SSSS")
                          ) from None
+
+
+def patient_for_cpr(session: Session, cpr: str) -> str:
+    """Return the id of the patient with this CPR number (for linking a patient user)."""
+    digits = _cpr_digits(cpr)
     patient_id = session.exec(select(Patient.id).where(Patient.cpr == digits)).first()
     if patient_id is None:
         raise AdminError(N_("no patient has this CPR number"))

@@ -1,17 +1,15 @@
-"""Users: password hashing (argon2id), login with lock-out, and signed expiring API tokens."""
+"""Users: password hashing (argon2id), login with growing delays, and signed expiring API tokens."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict, deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from math import ceil
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import case, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 from telekol.server.db import utcnow
 from telekol.server.models import User
@@ -19,15 +17,16 @@ from telekol.server.models import User
 log = logging.getLogger(__name__)
 
 # Anti-automation (OWASP ASVS 4.0 V2.2.1; NIST SP 800-63B 5.2.2, which allows at most 100
-# consecutive failures per account): after MAX_FAILED_LOGINS consecutive wrong passwords an
-# account is refused for LOCKOUT, then gets MAX_FAILED_LOGINS more tries; a success resets it.
+# consecutive failures per account): the first MAX_FAILED_LOGINS consecutive wrong
+# passwords cost nothing; after that the account waits before the next try, FIRST_DELAY and
+# twice as long after each further failure, at most MAX_DELAY. A success resets it; so do
+# an administrator (`telekol user unlock`) and time. A browser this user has logged in
+# from before (a device cookie, server/web/login_devices.py) is not held up by the
+# account's delay, so guessing from elsewhere cannot lock the user out of their own PC.
+# Per client address and network: server/accounts/login_throttle.py.
 MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
-# Per client IP, against password spraying over many usernames: at most IP_MAX_FAILURES
-# failed logins in IP_WINDOW, then 429 with Retry-After until the oldest failure ages out.
-IP_MAX_FAILURES = 20
-IP_WINDOW = timedelta(minutes=1)
-IP_MAX_TRACKED = 10_000  # bounded memory: the least recently failing IPs are forgotten
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(minutes=15)
 # How long a browser session lasts (PERMANENT_SESSION_LIFETIME): one working shift.
 SESSION_LIFETIME = timedelta(hours=8)
 
@@ -42,12 +41,34 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What a login attempt came to: the user, or why not (a delay the user is told of)."""
+
+    user: User | None
+    locked_until: datetime | None = None  # the account waits out a delay until then
+
+
+def account_delay(failures: int) -> timedelta:
+    """Return how long an account waits after `failures` consecutive failed logins."""
+    if failures < MAX_FAILED_LOGINS:
+        return timedelta(0)
+    return min(FIRST_DELAY * 2 ** min(failures - MAX_FAILED_LOGINS, 30), MAX_DELAY)
+
+
 def authenticate(session: Session, username: str, password: str,
                  now: datetime | None = None) -> User | None:
-    """Return the active, unlocked user with these credentials, or None (and count a failure).
+    """Return the active, unlocked user with these credentials, or None (and count a failure)."""
+    return log_in(session, username, password, now).user
 
-    Unknown usernames, wrong passwords, locked and deactivated accounts all answer None
-    through the same steps: one argon2 verification and one counting UPDATE.
+
+def log_in(session: Session, username: str, password: str, now: datetime | None = None,
+           *, known_device: bool = False) -> LoginOutcome:
+    """Check a login; count a failure against the account unless from a `known_device`.
+
+    Unknown usernames, wrong passwords and deactivated accounts all come to no user
+    through the same steps: one argon2 verification and one counting UPDATE. An account
+    waiting out its delay says so (`locked_until`), to the user it belongs to as to anyone.
     """
     now = now or utcnow()
     user = session.exec(select(User).where(User.username == username)).first()
@@ -56,16 +77,21 @@ def authenticate(session: Session, username: str, password: str,
         verified = user is not None
     except (VerificationError, InvalidHashError):
         verified = False
-    if not verified or user is None or is_locked(user, now) or not user.active:
-        _count_failure(session, username, now)
-        return None
+    held = user is not None and user.active and is_locked(user, now) and not known_device
+    if not verified or user is None or held or not user.active:
+        if not known_device:
+            _count_failure(session, username, now)
+        row = session.exec(select(User).where(User.username == username)).first()
+        locked = row.locked_until if row is not None and row.active and is_locked(row, now) \
+            else None
+        return LoginOutcome(None, None if known_device else locked)
     if user.failed_logins or user.locked_until is not None:
         user.failed_logins, user.locked_until = 0, None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     session.add(user)
     session.commit()
-    return user
+    return LoginOutcome(user)
 
 
 def is_locked(user: User, now: datetime) -> bool:
@@ -74,62 +100,21 @@ def is_locked(user: User, now: datetime) -> bool:
 
 
 def _count_failure(session: Session, username: str, now: datetime) -> None:
-    # One atomic statement for every failure, whether or not the user exists (it then
-    # updates no row); failures while locked do not extend the lock. SET expressions see
-    # the old row, in SQLite and PostgreSQL alike.
-    failed, locked_until = col(User.failed_logins), col(User.locked_until)
-    reaches_limit = failed + 1 >= MAX_FAILED_LOGINS
-    statement = (
-        update(User)
-        .where(col(User.username) == username,
-               or_(locked_until.is_(None), locked_until <= now))
-        .values(failed_logins=case((reaches_limit, 0), else_=failed + 1),
-                locked_until=case((reaches_limit, now + LOCKOUT), else_=locked_until))
-    )
-    session.connection().execute(statement)
+    # One atomic UPDATE for every failure, whether or not the user exists (it then updates
+    # no row); failures while the account waits are not counted, so its delay grows only
+    # as fast as the delays pass. Then the delay that count earns, if any.
+    counted = session.connection().execute(
+        update(User).where(col(User.username) == username,
+                           or_(col(User.locked_until).is_(None), col(User.locked_until) <= now))
+        .values(failed_logins=col(User.failed_logins) + 1)
+        .returning(col(User.failed_logins))).scalar()
+    if counted is not None and counted >= MAX_FAILED_LOGINS:
+        session.connection().execute(
+            update(User).where(col(User.username) == username,
+                               col(User.failed_logins) == counted)
+            .values(locked_until=now + account_delay(counted)))
     session.commit()
     session.expire_all()
-
-
-class LoginThrottle:
-    """In-memory sliding window of failed logins per client (one per web process)."""
-
-    def __init__(self, max_failures: int = IP_MAX_FAILURES, window: timedelta = IP_WINDOW,
-                 max_tracked: int = IP_MAX_TRACKED) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self.max_tracked = max_tracked
-        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def retry_after(self, client: str, now: datetime) -> int:
-        """Return the seconds `client` must wait before trying again (0: go ahead)."""
-        with self._lock:
-            times = self._recent(client, now)
-            if len(times) < self.max_failures:
-                return 0
-            return max(1, ceil((times[0] + self.window - now).total_seconds()))
-
-    def failed(self, client: str, now: datetime) -> None:
-        """Record a failed login from `client`."""
-        with self._lock:
-            times = self._recent(client, now)
-            times.append(now)
-            self._failures[client] = times
-            self._failures.move_to_end(client)
-            while len(self._failures) > self.max_tracked:
-                self._failures.popitem(last=False)
-            if len(times) == self.max_failures:
-                log.warning("login throttled for client %s: %d failures within %d s",
-                            client, len(times), self.window.total_seconds())
-
-    def _recent(self, client: str, now: datetime) -> deque[datetime]:
-        times = self._failures.get(client, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            self._failures.pop(client, None)
-        return times
 
 
 class TokenSigner:

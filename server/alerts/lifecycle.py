@@ -1,7 +1,8 @@
 """The alert workflow: open -> acknowledged | snoozed -> resolved, with who, when and why.
 
-Only users of the responsible organisation (escalated_to, else the care team's monitoring
-organisation) act on an alert; the rest of the care team sees it read-only. Every
+Only nurses, doctors and GPs (`access.acts_on_alerts`) of the responsible organisation
+(escalated_to, else the care team's monitoring organisation) act on an alert; the rest of
+the care team sees it read-only. Every
 transition writes an AlertTransition row in the caller's transaction (`record`).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from telekol.server import events
-from telekol.server.care.access import team_organizations, visible_patient
+from telekol.server.care.access import acts_on_alerts, team_organizations, visible_patient
 from telekol.server.db import utcnow
 from telekol.server.models import (
     Alert,
@@ -24,7 +25,6 @@ from telekol.server.models import (
     User,
 )
 
-CLINICAL_ROLES = frozenset({"nurse", "doctor", "gp", "secretary"})
 MAX_NOTE = 1000
 MAX_SNOOZE_REASON = 500
 MAX_SNOOZE_MINUTES = 1440
@@ -40,7 +40,8 @@ class TransitionRefused(ValueError):
 
 
 class NotResponsible(TransitionRefused):
-    """The user's organisation sees the alert but is not the one to act on it (403)."""
+    """The user sees the alert but may not act on it (403): their organisation is not the
+    responsible one, or their role (a secretary) does not act on alerts."""
 
 
 class InvalidRequest(ValueError):
@@ -82,8 +83,8 @@ def acknowledge_all(session: Session, user: User, patient_id: str, note: str | N
     must act on, with one note; return them (none: nothing to acknowledge)."""
     if visible_patient(session, user, patient_id) is None:
         raise AlertNotFound(patient_id)
-    if user.role not in CLINICAL_ROLES:
-        raise TransitionRefused("only clinicians on the care team act on alerts")
+    if not acts_on_alerts(user):
+        raise NotResponsible("only nurses, doctors and GPs on the care team act on alerts")
     ids = session.exec(select(Alert.id).where(
         Alert.patient_id == patient_id, col(Alert.status).in_(("open", "snoozed")))).all()
     done = []
@@ -184,8 +185,8 @@ def _editable(session: Session, user: User, alert_id: int) -> Alert:
     alert = session.exec(select(Alert).where(col(Alert.id) == alert_id)).first()
     if alert is None or visible_patient(session, user, alert.patient_id) is None:
         raise AlertNotFound(alert_id)
-    if user.role not in CLINICAL_ROLES:
-        raise TransitionRefused("only clinicians on the care team act on alerts")
+    if not acts_on_alerts(user):
+        raise NotResponsible("only nurses, doctors and GPs on the care team act on alerts")
     owner = responsible(session, alert)
     if owner is None or owner["id"] != user.organization_id:
         name = owner["name"] if owner else "the responsible organisation"

@@ -90,10 +90,18 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "hand_over": (CLINICIANS, "responsible"),  # offer the own responsibility to another org
     "pause": (CLINICIANS, "responsible"),
     "consent": (CLINICAL_ROLES, "custodian_or_responsible"),
+    # Acknowledge, snooze, resolve: a clinical decision. Which organisation of the team acts
+    # on a given alert (the responsible one) is server/alerts/lifecycle.py's to say.
+    "act_on_alerts": (CLINICIANS, "team"),
 }
 # What a patient may do about themselves through the clinical doors (their own answers go
 # through their own questionnaire pages).
 PATIENT_ACTIONS = ("read", "message_patient")
+
+
+def acts_on_alerts(user: User) -> bool:
+    """Return whether the user's role acknowledges, snoozes and resolves alerts."""
+    return user.role in ACTIONS["act_on_alerts"][0] and user.organization_id is not None
 
 
 def may(session: Session, user: User, action: str, patient_id: str) -> bool:

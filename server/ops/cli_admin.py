@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from telekol.server.config import Settings
 
@@ -109,8 +110,23 @@ def _admin(command):  # type: ignore[no-untyped-def]
                 return int(command(session, args) or 0)
         except AdminError as error:
             print(f"error: {error}", file=sys.stderr)
+            danish = _in_danish(error)
+            if danish != str(error):
+                print(f"fejl: {danish}", file=sys.stderr)
             return 2
     return run
+
+
+def _in_danish(error: Exception) -> str:
+    """Return an administration error in Danish from the pages' catalogue (else English)."""
+    from babel.support import Translations
+    from telekol.server.accounts.admin import AdminError
+
+    if not isinstance(error, AdminError):
+        return str(error)
+    directory = Path(__file__).resolve().parents[2] / "clinician_ui" / "translations"
+    text = Translations.load(str(directory), ["da"]).gettext(error.template)
+    return text % error.params if error.params else text
 
 
 def _read_password() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -12,17 +12,10 @@ from telekol.server.accounts.login import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
 from telekol.server.metrics import watch_pool
+from telekol.server.web import headers
 from telekol.server.web.context import DB_WAIT_SECONDS, AppServices, busy, close_db
 from telekol.server.web.extensions import babel, csrf, login_manager, socketio
 from telekol.server.web.locale import here_without_lang, select_locale
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self' ws: wss:; frame-ancestors 'none'",
-}
 
 
 def create_app(settings: Settings | None = None, *, live: bool = True,
@@ -76,6 +69,8 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
                    default_translation_directories=str(_translations_dir()))
     app.jinja_env.globals.update(get_locale=get_locale, here_without_lang=here_without_lang)
     socketio.init_app(app, async_mode="threading")
+    # Outermost, around Socket.IO's own WSGI app, whose answers Flask never sees.
+    app.wsgi_app = headers.HeadersEverywhere(app.wsgi_app, settings)  # type: ignore[method-assign]
     metrics_view.init_app(app)  # GET /metrics; its request timing hooks go first
     for blueprint in (auth.bp, alerts.bp, fhir.bp, health.bp, ui_bp, me.bp, messages.bp,
                       admin.bp, episodes.bp, audit.bp, care_plan.bp, phone.bp):
@@ -83,7 +78,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     app.register_error_handler(PoolTimeout, busy)
     app.before_request(_check_csrf)
     app.teardown_appcontext(close_db)
-    app.after_request(_secure_headers)
+    app.after_request(headers.add_headers)
     auditing.init_app(app)  # registered after: its hook runs first, headers go on a 503 too
     transport.init_app(app, settings.proxy_hops)  # HTTPS: Secure cookies, HSTS (transport.py)
     if live:
@@ -114,11 +109,3 @@ def _check_csrf() -> None:
     if request.path.startswith(("/api/", "/fhir/")) and not current_user.is_authenticated:
         return  # nothing ambient to abuse: the view answers 401
     csrf.protect()
-
-
-def _secure_headers(response: Response) -> Response:
-    response.headers.update({k: v for k, v in SECURITY_HEADERS.items()
-                             if k not in response.headers})
-    if request.path.startswith(("/api", "/fhir")):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response

@@ -5,23 +5,34 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from math import ceil
 from typing import Any
 
 from flask import Blueprint, Request, current_app, jsonify, redirect, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user
-from sqlmodel import select
-from telekol.server.accounts.login import SESSION_LIFETIME, LoginThrottle, authenticate
+from sqlalchemy import update
+from sqlmodel import col, select
+from telekol.server.accounts.login import SESSION_LIFETIME, log_in
+from telekol.server.accounts.login_throttle import AddressThrottle
+from telekol.server.accounts.password_policy import N_
 from telekol.server.db import utcnow
 from telekol.server.models import User
+from telekol.server.web import login_devices
 from telekol.server.web.context import db, services
 from telekol.server.web.errors import outcome_response
 from telekol.server.web.extensions import login_manager
 
 bp = Blueprint("auth", __name__)
+# Told plainly, in the reader's language, at both doors (OWASP ASVS 2.2.1 asks for lock-out
+# that is not a denial of service: the delay ends by itself, an administrator can lift it).
+LOCKED = N_("This account is temporarily locked after too many failed logins. Try again in "
+            "%(minutes)d minutes, or ask an administrator to unlock it.")
 log = logging.getLogger(__name__)
 
-# The session key holding the user's token version: a password change or deactivation
+# The session key holding the user's session version: logout, a password change or deactivation
 # bumps the version and so ends every browser session too.
 SESSION_VERSION_KEY = "_tv"
 
@@ -39,25 +50,42 @@ def clock() -> datetime:
     return now()
 
 
-def login_throttle() -> LoginThrottle:
-    """Return this app's per-client failed-login throttle."""
-    return current_app.extensions.setdefault("telekol_login_throttle", LoginThrottle())
+def login_throttle() -> AddressThrottle:
+    """Return this app's per-address and per-network failed-login throttle."""
+    return current_app.extensions.setdefault("telekol_login_throttle", AddressThrottle())
 
 
-def attempt_login(username: str, password: str) -> tuple[User | None, int]:
-    """Check credentials for either door: (user or None, seconds to wait when throttled)."""
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt at either door: the user, or a wait for the address or the account."""
+
+    user: User | None
+    wait: int = 0  # seconds this address must wait (429)
+    locked_until: datetime | None = None  # the account waits out a delay (told plainly)
+
+
+def attempt_login(username: str, password: str, *, browser: bool = False) -> Attempt:
+    """Check credentials for either door; a `browser` may show a device cookie."""
     client = request.remote_addr or "unknown"
     now = clock()
     throttle = login_throttle()
     wait = throttle.retry_after(client, now)
     if wait:
-        return None, wait
-    user = authenticate(db(), username, password, now=now)
-    if user is None:
+        return Attempt(None, wait)
+    nonce = login_devices.device_nonce(username) if browser else None
+    outcome = log_in(db(), username, password, now=now, known_device=nonce is not None)
+    if outcome.user is None:
         # The client address only: a username may be a CPR number typed in the wrong field.
         log.info("failed login from %s", client)
         throttle.failed(client, now)
-    return user, 0
+        if nonce is not None:
+            login_devices.failed(nonce)
+    return Attempt(outcome.user, 0, outcome.locked_until)
+
+
+def minutes_left(until: datetime) -> int:
+    """Return the whole minutes (at least 1) until `until`, for telling the user."""
+    return max(1, ceil((until - clock()).total_seconds() / 60))
 
 
 def start_session(user: User) -> None:
@@ -65,6 +93,17 @@ def start_session(user: User) -> None:
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     login_user(user)
     session[SESSION_VERSION_KEY] = user.token_version
+
+
+def end_sessions(user: User) -> None:
+    """End every browser session and bearer token of `user` (logout): move their version.
+
+    One atomic UPDATE, so two logouts at once both count; live connections notice within
+    about a second (server/web/live_sight.py re-checks them).
+    """
+    db().connection().execute(update(User).where(col(User.id) == user.id).values(
+        token_version=col(User.token_version) + 1))
+    db().commit()
 
 
 @login_manager.user_loader
@@ -122,17 +161,38 @@ def issue_token():  # type: ignore[no-untyped-def]
     if not isinstance(body, dict) or not all(
             isinstance(body.get(k), str) for k in ("username", "password")):
         return jsonify(error="send JSON {\"username\": ..., \"password\": ...}"), 400
-    user, wait = attempt_login(body["username"], body["password"])
-    if wait:
-        response = jsonify(error="too many failed logins; try again later")
+    attempt = attempt_login(body["username"], body["password"])
+    if attempt.wait:
+        response = jsonify(error="too many failed logins from this address; try again later")
         response.status_code = 429
-        response.headers["Retry-After"] = str(wait)
+        response.headers["Retry-After"] = str(attempt.wait)
         return response
-    if user is None:  # also when the account is locked: the lock is not revealed
+    if attempt.locked_until is not None:
+        minutes = minutes_left(attempt.locked_until)
+        response = jsonify(error=f"this account is temporarily locked after too many failed "
+                                 f"logins; try again in {minutes} min or ask an administrator",
+                           message=gettext(LOCKED, minutes=minutes),
+                           locked_until=attempt.locked_until.isoformat())
+        response.status_code = 429
+        response.headers["Retry-After"] = str(max(1, ceil(
+            (attempt.locked_until - clock()).total_seconds())))
+        return response
+    user = attempt.user
+    if user is None:
         return jsonify(error="invalid username or password"), 401
     tokens = services().tokens
     return jsonify(access_token=tokens.issue(user), token_type="Bearer",
                    expires_in=tokens.ttl_seconds)
+
+
+@bp.post("/api/auth/logout")
+def api_logout():  # type: ignore[no-untyped-def]
+    """End every session and token of the caller (as logging out of the pages does)."""
+    user = signed_in()
+    if user is None:
+        return unauthorized()
+    end_sessions(user)
+    return "", 204
 
 
 def find_user(username: str) -> User | None:

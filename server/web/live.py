@@ -20,6 +20,7 @@ import logging
 import queue
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -38,6 +39,7 @@ from telekol.server.db import make_engine
 from telekol.server.web.auditing import write as write_audit
 from telekol.server.web.auth import user_for_token
 from telekol.server.web.extensions import socketio
+from telekol.server.web.live_sight import SessionWatch, within_sight
 
 log = logging.getLogger("telekol.live")
 NAMESPACE = "/live"
@@ -49,18 +51,28 @@ class Viewers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_sid: dict[str, tuple[audit.Actor, frozenset[str]]] = {}
+        self._sessions: dict[str, tuple[int, int]] = {}
 
-    def add(self, sid: str, actor: audit.Actor, rooms: list[str]) -> None:
-        """Remember a connection and the rooms it joined."""
+    def add(self, sid: str, actor: audit.Actor, rooms: list[str],
+            session: tuple[int, int] | None = None) -> None:
+        """Remember a connection, the rooms it joined and its (user id, session version)."""
         with self._lock:
             self._by_sid[sid] = (actor, frozenset(rooms))
+            if session is not None:
+                self._sessions[sid] = session
             metrics.LIVE_CONNECTIONS.set(len(self._by_sid))
 
     def remove(self, sid: str) -> None:
         """Forget a connection that has gone."""
         with self._lock:
             self._by_sid.pop(sid, None)
+            self._sessions.pop(sid, None)
             metrics.LIVE_CONNECTIONS.set(len(self._by_sid))
+
+    def sessions(self) -> dict[str, tuple[int, int]]:
+        """Return sid -> (user id, session version it connected with)."""
+        with self._lock:
+            return dict(self._sessions)
 
     def reached_by(self, rooms: list[str]) -> list[audit.Actor]:
         """Return the users (once each, however many tabs) connected to any of `rooms`."""
@@ -72,6 +84,7 @@ class Viewers:
 
 
 VIEWERS = Viewers()
+Sight = Callable[[Engine, list[dict[str, Any]]], list[dict[str, Any]]]
 MAX_COALESCED = 200  # broker messages delivered as one batch when they have piled up
 
 
@@ -94,7 +107,8 @@ def on_connect(auth: Any = None) -> None:
         raise ConnectionRefusedError("temporarily unavailable") from None
     for room in rooms:
         join_room(room)
-    VIEWERS.add(request.sid, audit.Actor.of(user), rooms)  # type: ignore[attr-defined]
+    VIEWERS.add(request.sid, audit.Actor.of(user), rooms,  # type: ignore[attr-defined]
+                (user.id or 0, user.token_version))
     log.info("live client connected (user %s, sid %s)", user.id, request.sid)  # type: ignore[attr-defined]
 
 
@@ -139,8 +153,10 @@ def _listed(resources: list[str], limit: int = 300) -> str:
 class LiveBridge:
     """Subscribe to the gateway's internal events and emit them to the allowed rooms."""
 
-    def __init__(self, settings: Settings, sio: SocketIO, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, sio: SocketIO, engine: Engine | None = None,
+                 sight: Sight = within_sight) -> None:
         self.settings = settings
+        self.sight = sight  # readdresses each batch to who sees its patients now
         self.sio = sio
         self.engine = engine if engine is not None else make_engine(settings.database_url)
         self.viewers = VIEWERS
@@ -155,15 +171,18 @@ class LiveBridge:
         self.arrived: queue.Queue[bytes | None] = queue.Queue()
         self.worker = threading.Thread(target=self._deliver_queued, name="live-delivery",
                                        daemon=True)
+        self.watch = SessionWatch(self.engine, self.viewers.sessions, self._end)
 
     def start(self) -> None:
         """Connect in the background (paho reconnects by itself); start delivering."""
         self.worker.start()
+        self.watch.start()
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=20)
         self.client.loop_start()
 
     def stop(self) -> None:
         """Disconnect from the broker; deliver what has arrived, then stop."""
+        self.watch.stop()
         self.client.disconnect()
         self.client.loop_stop()
         if self.worker.is_alive():
@@ -215,9 +234,16 @@ class LiveBridge:
             if None in payloads:
                 return
 
+    def _end(self, sid: str) -> None:
+        # Forget it first: from now on no push reaches it, whatever the disconnect takes.
+        self.viewers.remove(sid)
+        self.sio.server.disconnect(sid, namespace=NAMESPACE)
+
     def deliver(self, batch: list[dict[str, Any]]) -> None:
-        """Audit the disclosures of a batch in one transaction, then push."""
+        """Audit the disclosures of a batch in one transaction, then push (to the rooms that
+        see each patient now: live_sight.within_sight)."""
         try:
+            batch = self.sight(self.engine, batch)
             audit.record_many(self.engine, push_entries(batch, self.viewers))
         except Exception as error:
             log.error("could not audit %d live event(s) (%s); not pushed", len(batch),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import gettext
 from telekol.server.accounts import admin
 from telekol.server.models import Organization
 from telekol.server.web.auditing import note
@@ -51,7 +52,7 @@ def add_organization():  # type: ignore[no-untyped-def]
                                      _text(body, "phone") or None)
     except admin.AdminError as refused:
         db().rollback()
-        return error(str(refused), 400)
+        return refusal(refused)
     db().commit()
     return jsonify(_organization(org)), 201
 
@@ -69,7 +70,7 @@ def change_organization(org_id: str):  # type: ignore[no-untyped-def]
         org = admin.set_organization_phone(db(), org_id, _text(body, "phone") or None)
     except admin.AdminError as refused:
         db().rollback()
-        return error(str(refused), 400)
+        return refusal(refused)
     db().commit()
     return jsonify(_organization(org))
 
@@ -93,17 +94,15 @@ def add_user():  # type: ignore[no-untyped-def]
     """
     body = _body()
     username, cpr = _text(body, "username"), _text(body, "patient_cpr")
-    patient_id = None
     try:
-        patient_id = admin.patient_for_cpr(db(), cpr) if cpr else None
         made = admin.add_user(db(), username, _text(body, "name"), _text(body, "role"),
                               organization_id=_text(body, "organization") or None,
-                              patient_id=patient_id, password=_text(body, "password") or None)
+                              patient_cpr=cpr or None, password=_text(body, "password") or None)
     except admin.AdminError as refused:
         db().rollback()
-        note(patient_id, "create", f"User/{username}")
-        return error(str(refused), 400)
-    note(patient_id, "create", f"User/{username}")
+        note(None, "create", f"User/{username}")  # no patient: the answer must not tell
+        return refusal(refused)
+    note(made.patient_id, "create", f"User/{username}")
     db().commit()
     answer: dict[str, Any] = {"username": made.username}
     if made.generated_password is not None:
@@ -128,9 +127,16 @@ def user_action(username: str, action: str):  # type: ignore[no-untyped-def]
             getattr(admin, action)(db(), username)
     except admin.AdminError as refused:
         db().rollback()
-        return error(str(refused), 400)
+        return refusal(refused)
     db().commit()
     return jsonify(next(u for u in admin.list_users(db()) if u["username"] == username))
+
+
+def refusal(refused: admin.AdminError) -> Any:
+    """Answer 400 with the reason in English (`error`) and in the reader's language."""
+    response = jsonify(error=str(refused), message=gettext(refused.template, **refused.params))
+    response.status_code = 400
+    return response
 
 
 def _body() -> dict[str, Any]:

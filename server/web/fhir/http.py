@@ -14,6 +14,7 @@ from telekol.server.fhir_store.search import SearchError
 from telekol.server.web.auth import signed_in
 from telekol.server.web.errors import FHIR_JSON, fhir_response, outcome_response
 from telekol.server.web.extensions import csrf
+from telekol.server.web.headers import site_origin
 from werkzeug.exceptions import HTTPException
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -86,8 +87,8 @@ def routing_error(error: HTTPException) -> Response | HTTPException:
 
 
 def base_url() -> str:
-    """Return this server's FHIR base URL as the client reached it."""
-    return request.url_root.rstrip("/") + "/fhir"
+    """Return this server's FHIR base URL (its trusted origin, headers.site_origin)."""
+    return site_origin() + "/fhir"  # never the Host header as it came (headers.py)
 
 
 def searchset(kind: str, params: dict[str, list[str]], page: Page,
