@@ -45,6 +45,9 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 HEARTBEAT_SECONDS = 5.0
 SUMMARY_SECONDS = 60.0
 GC_THRESHOLDS = (50_000, 20, 100)
+# QoS 1 publishes (statuses, events) sent before their PUBACKs: paho's default of 20 sent a
+# batch's 500 statuses 20 per round trip. Below the broker's max_inflight_messages (200).
+INFLIGHT = 100
 
 
 def gateway_client_id(settings: Settings) -> str:
@@ -91,6 +94,7 @@ class Gateway:
         user = "telekol-gateway"
         client = make_client(gateway_client_id(self.settings), user,
                              service_password(self.settings, user), manual_ack=True)
+        client.max_inflight_messages_set(INFLIGHT)
         client.will_set(events.GATEWAY_HEALTH_TOPIC, b'{"status":"offline"}', qos=1,
                         retain=True)
         client.on_connect = self._on_connect
@@ -186,12 +190,14 @@ class Gateway:
         result = self._store(deliveries)
         if result is None:
             return  # stopping while the database is down: the broker keeps them
+        # The events first: one message that screens wait for, which would otherwise queue
+        # behind the batch's statuses (paho sends at most INFLIGHT before their acks).
+        if result.events:
+            self.client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
         for device_id, body in result.statuses:
             if device_id:
                 self.client.publish(status_topic(device_id), _json(body), qos=1)
             self.stats[_STAT[body["result"]]] += 1
-        if result.events:
-            self.client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
         for inbound in batch:
             if inbound.generation == self.generation:
                 self.client.ack(inbound.mid, inbound.qos)
