@@ -58,6 +58,9 @@ SUMMARY_SECONDS = 60.0
 DEVICE_SUBSCRIPTION = SubscribeOptions(qos=1, retainAsPublished=True,
                                        retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
 GC_THRESHOLDS = (50_000, 20, 100)
+# QoS 1 publishes (statuses, events) sent before their PUBACKs: paho's default of 20 sent a
+# batch's 500 statuses 20 per round trip. Below the broker's max_inflight_messages (200).
+INFLIGHT = 100
 
 
 def gateway_client_id(settings: Settings) -> str:
@@ -111,6 +114,7 @@ class Gateway:
         user = "telekol-gateway"
         client = make_client(client_id, user, service_password(self.settings, user),
                              manual_ack=True)
+        client.max_inflight_messages_set(INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -249,12 +253,14 @@ class Gateway:
         client = self.client
         if result is None or client is None:
             return  # stopping, or the lease lost: the broker keeps them for the next holder
+        # The events first: one message that screens wait for, which would otherwise queue
+        # behind the batch's statuses (paho sends at most INFLIGHT before their acks).
+        if result.events:
+            client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
         for device_id, body in result.statuses:
             if device_id:
                 client.publish(status_topic(device_id), _json(body), qos=1)
             self.stats[_STAT[body["result"]]] += 1
-        if result.events:
-            client.publish(events.EVENTS_TOPIC, events.encode(result.events), qos=1)
         for inbound in batch:
             if inbound.generation == self.generation:
                 client.ack(inbound.mid, inbound.qos)

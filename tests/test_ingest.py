@@ -302,3 +302,89 @@ def test_a_hubs_backlog_costs_in_proportion_to_its_length(engine, fixture, monke
     # and 2 Observations; each reading indexed once for the rules, once kept after commit.
     assert cost[160][1] - cost[40][1] == 120 * 3
     assert cost[160][2] - cost[40][2] == 120 * 4
+
+
+def _writes(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_the_rules_run_before_the_batch_writes_anything(engine, fixture, monkeypatch) -> None:
+    # On SQLite the first write takes the database's one write lock until the commit: the
+    # batch's Python work comes first, so the web server's audit records get in meanwhile.
+    from telekol.server.alerts import rules
+
+    device = fixture["devices"][0]["device_id"]
+    service = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    service.ingest([burst(device, "warm", 1)])
+    seen: list[str] = []
+    listener = lambda _c, _cur, statement, *_: seen.append(statement.lstrip().upper())  # noqa: E731
+    evaluate = rules.evaluate
+    others_wrote: list[bool] = []
+
+    def evaluating(reading, ctx):
+        seen.append("RULES")
+        others_wrote.append(_another_connection_can_write(engine))
+        return evaluate(reading, ctx)
+
+    monkeypatch.setattr(rules, "evaluate", evaluating)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        result = service.ingest([burst(device, "order", 5)])
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert {s["result"] for _, s in result.statuses} == {"accepted"}
+    last_rules = max(i for i, s in enumerate(seen) if s == "RULES")
+    assert _writes(seen[:last_rules]) == []
+    assert _writes(seen[last_rules:])  # the ledger, the Observations, the devices
+    assert others_wrote and all(others_wrote)
+
+
+def _another_connection_can_write(engine) -> bool:
+    """Return whether a second connection could start writing at once (no lock wait)."""
+    if engine.dialect.name != "sqlite":
+        return True  # PostgreSQL locks rows, not the database
+    import sqlite3
+
+    connection = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+
+
+def test_a_key_stored_elsewhere_meanwhile_leaves_no_trace_of_ours(engine, fixture,
+                                                                   monkeypatch) -> None:
+    # The batch does its Python work before it claims its keys; a key another gateway
+    # stores in between is a duplicate, and nothing recorded for it survives: no second
+    # Observation, no event, no reading kept twice for the rules (the kept inputs hold the
+    # other gateway's reading once, as a fresh load would).
+    from telekol.server.alerts import rules
+
+    device = fixture["devices"][0]["device_id"]
+    ours = IngestService(engine, clock=lambda: NOW, cache=ContextCache())
+    ours.ingest([delivery(device, reading("warm", 95, minutes_ago=30))])
+    evaluate = rules.evaluate
+    raced: list[bool] = []
+
+    def evaluating(reading_, ctx):
+        if not raced:
+            raced.append(True)
+            IngestService(engine, clock=lambda: NOW).ingest(
+                [delivery(device, reading("contested", 80, minutes_ago=2))])
+        return evaluate(reading_, ctx)
+
+    monkeypatch.setattr(rules, "evaluate", evaluating)
+    result = ours.ingest([delivery(device, reading("contested", 80, minutes_ago=2)),
+                          delivery(device, reading("mine", 95))])
+    assert [s["result"] for _, s in result.statuses] == ["duplicate", "accepted"]
+    assert count(engine, InboundMessage) == 3
+    assert count(engine, Observation) == 3
+    assert {e["data"].get("msg_id") for e in result.events if e["type"] == "observation"} == {
+        "mine"}
+    assert not [e for e in result.events if e["type"] == "alert"]  # the other one raised it
+    kept = ours.cache.kept[fixture["patients"][0]["id"]].history.by_code["spo2"][1]
+    assert sorted(r.value for r in kept) == [80, 95, 95]  # "contested" once: the other's

@@ -104,9 +104,11 @@ def count_readings(session: Session, patient_ids: Iterable[str]) -> dict[str, in
         return {}
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    # Parameters apart from the statement (executemany): one compiled statement for every
+    # batch, where `.values(rows)` was compiled anew for each number of patients.
     rows = [{"patient_id": pid, "settings": 0, "readings": 1} for pid in ids]
-    statement = insert(_TABLE).values(rows).on_conflict_do_update(
+    statement = insert(_TABLE).on_conflict_do_update(
         index_elements=[_TABLE.c.patient_id],
         set_={"readings": _TABLE.c.readings + 1}).returning(_TABLE.c.patient_id,
                                                               _TABLE.c.readings)
-    return {str(pid): int(number) for pid, number in session.execute(statement)}
+    return {str(pid): int(number) for pid, number in session.execute(statement, rows)}

@@ -174,20 +174,22 @@ class _Batch:
             for item in delivery.items:
                 reason = self._problem(delivery, item)
                 if reason is None:
-                    candidates.append((len(slots), delivery, item,
-                                       self.devices[delivery.device_id]))
+                    candidates.append((len(slots), delivery, item, delivery.device_id))
                     slots.append(None)
                 else:
                     slots.append(self._reject(delivery, item, reason))
-        new = self._claim([(d, i, device) for _, d, i, device in candidates])
-        for slot, delivery, item, device in candidates:
-            key = (device["id"], item.msg_id)
-            accepted = key in new
-            if accepted:
-                new.discard(key)  # a repeat within the batch is a duplicate
-                self._store(delivery, device, item)
-            slots[slot] = (device["id"], status(item.msg_id,
-                                                "accepted" if accepted else "duplicate"))
+        # All the Python work (mapping, triage, rules) comes before the first write, which
+        # on SQLite takes the database's one write lock: held only for the statements, the
+        # web server's audit records get in between two batches.
+        keys = self._ledger_rows(candidates)
+        self._record(candidates, set(keys), slots)
+        new = self._claim(list(keys.values()))
+        if new != set(keys):
+            # Another writer stored some of these keys first: they are duplicates, and what
+            # was recorded for them must go. Record again from the batch's start; the keys
+            # are ours now (the ledger rows are in), so no third writer can change the set.
+            self._begin_recording()
+            self._record(candidates, new, slots)
         self.result.statuses = [s for s in slots if s is not None]
         kept = admit(self.session, self.service.quota, self.quarantined)
         if kept:
@@ -197,12 +199,30 @@ class _Batch:
         self.result.events.extend(self.recorded.events)
         return self.result
 
+    def _record(self, candidates: list[tuple[int, ParsedDelivery, Any, str]],
+                new: set[tuple[str, str]], slots: list[Any]) -> None:
+        """Store the first item of each new key; answer every candidate."""
+        pending = set(new)
+        for slot, delivery, item, device_id in candidates:
+            key = (device_id, item.msg_id)
+            accepted = key in pending
+            if accepted:
+                pending.discard(key)  # a repeat within the batch is a duplicate
+                self._store(delivery, self.devices[device_id], item)
+            slots[slot] = (device_id, status(item.msg_id,
+                                             "accepted" if accepted else "duplicate"))
+
     def _load_devices(self) -> None:
         ids = {d.device_id for d in self.deliveries}
         rows = self.session.execute(select(_DEVICES.c.id, _DEVICES.c.patient_id,
                                            *(_DEVICES.c[name] for name in _DEVICE_INFO))
                                     .where(col(_DEVICES.c.id).in_(ids)))
-        self.devices = {row.id: dict(row._mapping) for row in rows}
+        self.loaded = {row.id: dict(row._mapping) for row in rows}
+        self._begin_recording()
+
+    def _begin_recording(self) -> None:
+        """Start recording with the devices as loaded and the patients' inputs afresh."""
+        self.devices = {key: dict(values) for key, values in self.loaded.items()}
         self.touched: set[str] = set()
         patients = {d["patient_id"] for d in self.devices.values() if d["patient_id"]}
         cache = self.service.cache
@@ -221,15 +241,19 @@ class _Batch:
             return [f"device {delivery.device_id} is not assigned to a patient"]
         return None
 
-    def _claim(self, candidates: list[tuple[ParsedDelivery, Any, dict[str, Any]]],
-               ) -> set[tuple[str, str]]:
-        """Insert the ledger rows of new keys; return the keys this batch stored first."""
+    def _ledger_rows(self, candidates: list[tuple[int, ParsedDelivery, Any, str]],
+                     ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Return the ledger row of each key the candidates hold (the first item's)."""
         rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for delivery, item, device in candidates:
-            rows.setdefault((device["id"], item.msg_id), {
-                "device_id": device["id"], "msg_id": item.msg_id,
-                "patient_id": device["patient_id"], "received_at": delivery.received_at,
-                "taken_at": item.taken_at})
+        for _, delivery, item, device_id in candidates:
+            rows.setdefault((device_id, item.msg_id), {
+                "device_id": device_id, "msg_id": item.msg_id,
+                "patient_id": self.devices[device_id]["patient_id"],
+                "received_at": delivery.received_at, "taken_at": item.taken_at})
+        return rows
+
+    def _claim(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert the ledger rows of new keys; return the keys this batch stored first."""
         if not rows:
             return set()
         dialect = self.session.get_bind().dialect.name
@@ -237,7 +261,7 @@ class _Batch:
         statement = insert_(_LEDGER).on_conflict_do_nothing(
             index_elements=[_LEDGER.c.device_id, _LEDGER.c.msg_id]).returning(
             _LEDGER.c.device_id, _LEDGER.c.msg_id)
-        return {(d, m) for d, m in self.session.execute(statement, list(rows.values()))}
+        return {(d, m) for d, m in self.session.execute(statement, rows)}
 
     def _reject(self, delivery: ParsedDelivery, item: Any,
                 errors: list[str]) -> tuple[str, dict[str, Any]]:
