@@ -31,7 +31,8 @@ from telekol.device_gateway.topics import (
     parse_topic,
     status_topic,
 )
-from telekol.server import events, metrics
+from telekol.server import audit, events, metrics
+from telekol.server.audit_anchor import Anchorer
 from telekol.server.broker import service_password
 from telekol.server.config import Settings, stored_secret
 from telekol.server.context_cache import ContextCache
@@ -76,6 +77,8 @@ class Gateway:
         self.settings = settings
         self.batch_size = batch_size
         self.engine = make_engine(settings.database_url)
+        audit.use_key(settings.audit_key)  # each stored batch is recorded in the chain
+        self.anchorer = Anchorer(self.engine, settings)
         # The rule inputs of the patients seen, kept between batches (server/context_cache.py).
         self.service = IngestService(self.engine, cache=ContextCache())
         self.inbox: queue.Queue[Inbound] = queue.Queue()
@@ -111,6 +114,7 @@ class Gateway:
                                   properties=session_properties(SESSION_EXPIRY_SECONDS, 1000))
         self.client.loop_start()
         self.worker.start()
+        self.anchorer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then disconnect; un-acked messages stay at the broker."""
@@ -120,6 +124,7 @@ class Gateway:
         self._publish_health("offline")
         self.client.disconnect()
         self.client.loop_stop()
+        self.anchorer.stop()  # what this gateway stored is anchored before it goes
         self.engine.dispose()
 
     # paho callbacks: never let an exception escape into the network thread.

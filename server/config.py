@@ -28,6 +28,14 @@ class Settings:
     http_threads: int = 100  # per process; each open live connection holds one
     http_db_connections: int = 10  # per process: requests working on the database at once
     metrics_token: str = field(default="", repr=False)  # GET /metrics from other machines
+    audit_key: str = field(default="", repr=False)  # keys the audit chain (server/audit.py)
+    audit_anchor_seconds: float = 60.0  # how often the chain head is anchored outside the DB
+    audit_anchor_syslog: str = ""  # also anchor to syslog: "/dev/log" or "host:port" (UDP)
+
+    @property
+    def audit_anchor_file(self) -> Path:
+        """Return the append-only file the audit chain's head is anchored in."""
+        return self.data_dir / "audit-anchors.log"
 
     @property
     def broker_dir(self) -> Path:
@@ -58,6 +66,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_threads=_positive(env, "TELEKOL_HTTP_THREADS", 100),
         http_db_connections=_positive(env, "TELEKOL_HTTP_DB_CONNECTIONS", 10),
         metrics_token=env.get("TELEKOL_METRICS_TOKEN", ""),
+        audit_key=env.get("TELEKOL_AUDIT_KEY") or stored_secret(data_dir, "audit_key"),
+        audit_anchor_seconds=float(_positive(env, "TELEKOL_AUDIT_ANCHOR_SECONDS", 60)),
+        audit_anchor_syslog=env.get("TELEKOL_AUDIT_ANCHOR_SYSLOG", ""),
     )
 
 

@@ -27,11 +27,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from telekol.device_gateway.questionnaire_payload import QuestionnaireAnswers
+from telekol.server.audit import append_many
 from telekol.server.context_cache import ContextCache
 from telekol.server.db import utcnow
 from telekol.server.metrics import timed_ingest
 from telekol.server.models import Device, InboundMessage, QuarantinedMessage
 from telekol.server.recording import Recorder
+from telekol.server.system_audit import stored_batch
 
 _LEDGER = InboundMessage.__table__  # type: ignore[attr-defined]
 _DEVICES = Device.__table__  # type: ignore[attr-defined]
@@ -149,6 +151,7 @@ class _Batch:
         self.now = service.clock()
         self.result = IngestResult()
         self.quarantined: list[dict[str, Any]] = []
+        self.stored: dict[tuple[str, str], list[str]] = {}  # (device, patient): msg_ids
 
     def run(self) -> IngestResult:
         self._load_devices()
@@ -178,6 +181,8 @@ class _Batch:
         self._save_devices()
         self.recorded = self.recorder.finish()
         self.result.events.extend(self.recorded.events)
+        # Last, so the chain's append lock is held only for the commit: one INSERT per batch.
+        append_many(self.session, stored_batch(self.stored))
         return self.result
 
     def _load_devices(self) -> None:
@@ -236,6 +241,7 @@ class _Batch:
     def _store(self, delivery: ParsedDelivery, device: dict[str, Any], item: Any) -> None:
         patient_id, received_at = device["patient_id"], delivery.received_at
         self.touched.add(device["id"])
+        self.stored.setdefault((device["id"], patient_id), []).append(item.msg_id)
         device["last_seen_at"] = received_at
         if isinstance(item, QuestionnaireAnswers):
             self.recorder.answers(patient_id, item, received_at=received_at,

@@ -19,7 +19,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from telekol.server import events, inbox
+from telekol.server import audit, events, inbox
 from telekol.server.alert_lifecycle import live_event, record
 from telekol.server.alert_store import alert_row
 from telekol.server.db import session_scope, utcnow
@@ -48,6 +48,7 @@ from telekol.server.rules import (
     default_parameters,
     evaluate_schedule,
 )
+from telekol.server.system_audit import scheduler_decision
 from telekol.server.triage import AlertRequest
 
 log = logging.getLogger("telekol.scheduler")
@@ -166,6 +167,7 @@ class Scheduler:
                 if getattr(done, "rowcount", 0) != 1 or alert is None:
                     continue  # acknowledged, resolved or reopened by another process meanwhile
                 record(session, alert, "unsnoozed", "scheduler", now, note="snooze ended")
+                audit.append(session, [scheduler_decision(alert, "update", "snooze ended")])
                 found.append(live_event(session, alert))
                 session.commit()
         return found
@@ -200,6 +202,7 @@ class Scheduler:
                     continue  # fired again or resolved meanwhile
                 record(session, alert, "auto-resolved", "scheduler", now,
                        note=f"{rule} has not fired for {hours:g} h")
+                audit.append(session, [scheduler_decision(alert, "update", "resolved")])
                 found.append(live_event(session, alert))
                 session.commit()
         return found
@@ -242,7 +245,9 @@ class Scheduler:
                 session.flush()
             except IntegrityError:
                 return None  # another scheduler raised this occurrence first
-            inbox.after_change(session, alert, action, "scheduler", now)  # audit, GP if red
+            inbox.after_change(session, alert, action, "scheduler", now)  # history, GP if red
+            audit.append(session, [scheduler_decision(
+                alert, "create" if action == "created" else "update", "raised")])
             event = live_event(session, alert)
             session.commit()
         return event

@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from telekol.server import audit
 from telekol.server.accounts import TokenSigner
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
 
     ensure_valid()  # the doors store mapped resources without validating each one
     settings = settings or load_settings()
+    audit.use_key(settings.audit_key)  # the process's audit chain key (server/audit.py)
     # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
     # No app-level /static: the UI blueprint serves its own assets there.
     app = Flask(__name__, instance_path=str(settings.data_dir / "instance"), static_folder=None)
