@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
         auditing,  # the audit hook
         auth,
         care_plan_api,  # shared care plan, threshold proposals
+        door_checks,  # one validation of every request's values, errors in the door's format
         episode_api,  # episodes, consent, pauses, handovers
         fhir_api,
         health,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     services = AppServices(settings, engine,
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))
     app.extensions["telekol"] = services
+    door_checks.init_app(app)  # bounded <int:> before any route; every request checked first
     login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale,
