@@ -143,6 +143,8 @@ class Anchorer:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self._safely()
+        if self.syslog is not None:
+            self.syslog.close()
 
     def _run(self) -> None:
         while True:

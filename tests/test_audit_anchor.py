@@ -310,3 +310,45 @@ def test_an_unkeyed_record_after_keyed_ones_is_refused(engine) -> None:
     tamper(engine, f"UPDATE auditrecord SET scheme = 1 WHERE id = {last.id}")
     found = check(engine)
     assert not found.ok and found.first_bad_id == last.id and "unkeyed" in found.reason
+
+
+# --- the anchorer: at an interval, on shutdown, to syslog ----------------------------------
+
+def test_the_anchorer_anchors_a_moved_head_once_and_again_when_it_stops(engine, settings) -> None:
+    from telekol.server.audit_anchor import Anchorer
+
+    fill(engine, 2)
+    anchorer = Anchorer(engine, settings.with_overrides(audit_anchor_seconds=3600))
+    assert anchorer.anchor() is not None and anchorer.anchor() is None  # head unchanged
+    anchorer.start()  # anchors at once on its thread (nothing new), then waits an hour
+    fill(engine, 3)
+    anchorer.stop()  # a clean shutdown anchors what was written since
+    anchors, forged = audit_anchor.read(settings.audit_anchor_file)
+    assert forged == 0 and [a.seq for a in anchors] == [2, 5]
+    assert settings.audit_anchor_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_anchors_also_go_to_syslog_when_configured(engine, settings) -> None:
+    import socket
+
+    from telekol.server.audit_anchor import Anchorer
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        port = receiver.getsockname()[1]
+        fill(engine, 1)
+        anchored = Anchorer(engine, settings.with_overrides(
+            audit_anchor_syslog=f"127.0.0.1:{port}")).anchor()
+        datagram = receiver.recv(4096).decode()
+    assert anchored is not None and audit_anchor.line(anchored) in datagram
+    assert audit_anchor.parse([datagram]) == ([anchored], 0)  # a syslog copy verifies too
+
+
+def test_an_anchorer_that_cannot_reach_the_database_logs_and_carries_on(settings,
+                                                                        caplog) -> None:
+    from telekol.server.audit_anchor import Anchorer
+
+    gone = make_engine(f"sqlite:///{settings.data_dir / 'missing' / 'none.db'}")
+    Anchorer(gone, settings).stop()
+    assert "could not anchor" in caplog.text
