@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -38,6 +39,7 @@ MAX_LIMIT = 1000
 _VERIFY_BATCH = 1000
 _ATTEMPTS = 5
 _SQLITE_TURN = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LENGTHS = {"username": 64, "display_name": 200, "role": 20, "organization_id": 64,
             "patient_id": 64, "action": 20, "resource": 300, "door": 10, "outcome": 20,
             "detail": 500}
@@ -244,8 +246,14 @@ def _fields(entry: Entry, at: datetime) -> dict[str, Any]:
         "outcome": entry.outcome, "status": entry.status, "detail": entry.detail}
     for name, limit in _LENGTHS.items():
         if isinstance(fields[name], str):
-            fields[name] = fields[name][:limit]
+            # A hostile path may carry NUL, which PostgreSQL refuses in text: the record of
+            # that request must still be written, so control characters are kept as escapes.
+            fields[name] = _CONTROL.sub(_escaped, fields[name])[:limit]
     return fields
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def chain_hash(previous: str, row: AuditRecord) -> str:

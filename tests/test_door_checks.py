@@ -139,3 +139,13 @@ def test_a_request_that_fails_before_its_view_is_audited_for_the_patient_it_name
     rows = _records_for(engine, karen)[before:]
     assert [(r.username, r.outcome, r.status, r.door, r.detail) for r in rows] == [
         ("nurse.aalby", "failed", status, "fhir", "failed")]
+
+
+def test_a_refused_request_with_nul_in_its_path_is_still_audited(app, engine, demo) -> None:
+    karen = patient_of(demo, "Karen")
+    before = len(_records_for(engine, karen))
+    response = app.test_client().get(f"/patients/{karen}/phone/questionnaire/%00",
+                                     headers=bearer(app, "nurse.aalby"))
+    assert response.status_code == 404  # not 503: the record of the attempt is written
+    [row] = _records_for(engine, karen)[before:]
+    assert row.outcome == "denied" and row.resource.endswith("/questionnaire/\\x00")
