@@ -23,7 +23,7 @@ from telekol.server.accounts import admin
 from telekol.server.models import User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
-from telekol.server.web.context import db
+from telekol.server.web.context import db, services
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 AUDIT_PAGE = 50
@@ -194,6 +194,7 @@ def admin_audit():  # type: ignore[no-untyped-def]
     from telekol.server.audit import (
         log as audit,  # written alongside; imported here to keep the app light
     )
+    from telekol.server.audit.anchor import verify_anchored
 
     filters = {k: request.args.get(k, "").strip() for k in AUDIT_FILTERS}
     before = request.args.get("before", "")
@@ -210,7 +211,8 @@ def admin_audit():  # type: ignore[no-untyped-def]
         records = records[:AUDIT_PAGE]
         older = f"{url_for('ui.admin_audit')}?{urlencode({**shown, 'before': records[-1].id})}"
     # Walking the whole chain reads every record: only when asked, not on every search.
-    chain = audit.verify(db()) if request.args.get("verify") == "1" else None
+    chain = verify_anchored(db(), services().settings) if request.args.get("verify") == "1" \
+        else None
     return _audit_page(filters, records=records, older=older, chain=chain)
 
 

@@ -22,6 +22,7 @@ ACTIONS: dict[str, Any] = {
     "push": lazy_pgettext("audit action", "was shown live"),
     "subscribe": lazy_pgettext("audit action", "started live updates"),
     "verify": lazy_pgettext("audit action", "checked the chain"),
+    "provision": lazy_pgettext("audit action", "set up a device"),
 }
 DOORS: dict[str, Any] = {
     "ui": lazy_pgettext("audit door", "web page"), "api": lazy_pgettext("audit door", "API"),
@@ -29,7 +30,11 @@ DOORS: dict[str, Any] = {
     "live": lazy_pgettext("audit door", "live update"),
     "cli": lazy_pgettext("audit door", "administration tool"),
     "export": lazy_pgettext("audit door", "export"),
+    "mqtt": lazy_pgettext("audit door", "device"),
+    "scheduler": lazy_pgettext("audit door", "scheduler"),
 }
+SYSTEM_ROLES: dict[str, Any] = {"device": lazy_pgettext("audit role", "device"),
+                                "system": lazy_pgettext("audit role", "the platform")}
 OUTCOMES: dict[str, Any] = {
     "success": lazy_pgettext("audit outcome", "allowed"),
     "denied": lazy_pgettext("audit outcome", "refused"),
@@ -82,7 +87,8 @@ def record_words(record: Any) -> dict[str, str]:
     pushed = record.resource.split("/", 1)[0].split(":", 1)[0]
     what = _word(PUSHED, pushed) if record.action in ("push", "subscribe") else _word(KINDS, kind)
     return {"action": _word(ACTIONS, record.action), "door": _word(DOORS, record.door),
-            "outcome": _word(OUTCOMES, record.outcome), "role": _word(ROLES, record.role),
+            "outcome": _word(OUTCOMES, record.outcome),
+            "role": _word({**ROLES, **SYSTEM_ROLES}, record.role),
             "what": what}
 
 

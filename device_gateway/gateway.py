@@ -31,6 +31,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from telekol.device_gateway.lease_keeper import LeaseKeeper
 from telekol.server import events, metrics
 from telekol.server.alerts.context_cache import ContextCache
+from telekol.server.audit import log as audit
+from telekol.server.audit.anchor import Anchorer
 from telekol.server.broker.client import make_client, session_properties
 from telekol.server.broker.mosquitto import service_password
 from telekol.server.config import Settings, stored_secret
@@ -96,6 +98,8 @@ class Gateway:
         self.engine = make_engine(settings.database_url)
         self.keeper = LeaseKeeper(self.engine, self, ttl=settings.gateway_lease_seconds,
                                   client_id=gateway_client_id(settings))
+        audit.use_key(settings.audit_key)  # each stored batch is recorded in the chain
+        self.anchorer = Anchorer(self.engine, settings)
         # The rule inputs of the patients seen, kept between batches
         # (server/alerts/context_cache.py).
         self.service = IngestService(self.engine, cache=ContextCache(), fence=self.keeper.fence,
@@ -130,6 +134,7 @@ class Gateway:
         gc.set_threshold(*GC_THRESHOLDS)
         self.worker.start()
         self.keeper.start()
+        self.anchorer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, disconnect, then hand the lease on at once.
@@ -142,6 +147,7 @@ class Gateway:
             self.worker.join(timeout)
         self.stand_by("stopping")
         self.keeper.leave()
+        self.anchorer.stop()  # what this gateway stored is anchored before it goes
         self.engine.dispose()
 
     # The lease keeper's calls (device_gateway/lease_keeper.py).

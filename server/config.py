@@ -45,6 +45,14 @@ class Settings:
     # The site's address as users reach it (a reverse proxy's): links use it, not `Host`.
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()  # more host names this site answers to
+    audit_key: str = field(default="", repr=False)  # keys the audit chain (server/audit/log.py)
+    audit_anchor_seconds: float = 60.0  # how often the chain head is anchored outside the DB
+    audit_anchor_syslog: str = ""  # also anchor to syslog: "/dev/log" or "host:port" (UDP)
+
+    @property
+    def audit_anchor_file(self) -> Path:
+        """Return the append-only file the audit chain's head is anchored in."""
+        return self.data_dir / "audit-anchors.log"
 
     @property
     def broker_dir(self) -> Path:
@@ -101,6 +109,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=_public_url(env.get("TELEKOL_PUBLIC_URL", "")),
         allowed_hosts=tuple(h.strip().lower() for h in
                             env.get("TELEKOL_HTTP_ALLOWED_HOSTS", "").split(",") if h.strip()),
+        audit_key=env.get("TELEKOL_AUDIT_KEY") or stored_secret(data_dir, "audit_key"),
+        audit_anchor_seconds=float(_positive(env, "TELEKOL_AUDIT_ANCHOR_SECONDS", 60)),
+        audit_anchor_syslog=env.get("TELEKOL_AUDIT_ANCHOR_SYSLOG", ""),
     )
 
 

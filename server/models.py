@@ -574,11 +574,12 @@ class MessageReadMark(SQLModel, table=True):
 
 
 class AuditRecord(SQLModel, table=True):
-    """One access to patient data (or an administrative act), in a hash chain.
+    """One access to patient data (or an administrative or system act), in a keyed chain.
 
-    Append-only: `hash` = SHA-256 over the previous record's hash and this record's
-    fields (server/audit/log.py), and `prev_hash` is unique, so the chain cannot fork, and a
-    changed or deleted record breaks it where it happened.
+    Append-only: `hash` = HMAC-SHA256 under a key kept outside the database over the
+    previous record's hash, `seq` and this record's fields (server/audit/log.py); `prev_hash`
+    and `seq` are unique, so the chain cannot fork, and a changed or deleted record breaks
+    it where it happened.
     """
 
     __table_args__ = (Index("ix_auditrecord_patient_id", "patient_id", "id"),
@@ -598,5 +599,7 @@ class AuditRecord(SQLModel, table=True):
     outcome: str = Field(max_length=20)  # success | denied | failed
     status: int | None = None  # the HTTP status, where there is one
     detail: str = Field(default="", max_length=500)
+    seq: int = Field(unique=True)  # place in the chain: 1, 2, 3, ...
+    scheme: int = 2  # 1: unkeyed SHA-256 (before the key), 2: HMAC-SHA256 with seq
     prev_hash: str = Field(max_length=64, unique=True)
     hash: str = Field(max_length=64, unique=True)

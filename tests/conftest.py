@@ -18,6 +18,11 @@ from telekol.server.migrate import upgrade
 
 pytest_plugins = ["tests.broker_fixtures", "tests.stack_fixtures", "tests.browser_fixtures"]
 
+# One audit key for the whole run, children included: the template databases' records are
+# chained under it, and every process a test starts must verify them (server/audit/log.py).
+TEST_AUDIT_KEY = "test-audit-key-not-secret"
+os.environ["TELEKOL_AUDIT_KEY"] = TEST_AUDIT_KEY
+
 PG_ADMIN_URL = os.environ.get("TELEKOL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -157,7 +162,17 @@ def demo(seeded) -> dict:
     return seeded[1]
 
 
+@pytest.fixture(autouse=True)
+def audit_key() -> str:
+    """Key the audit chain with the run's test key again (a test may have changed it)."""
+    from telekol.server.audit import log as audit
+
+    audit.use_key(TEST_AUDIT_KEY)
+    return TEST_AUDIT_KEY
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Return settings rooted in a temporary data dir."""
-    return load_settings({"TELEKOL_DATA_DIR": str(tmp_path / "var")})
+    return load_settings({"TELEKOL_DATA_DIR": str(tmp_path / "var"),
+                          "TELEKOL_AUDIT_KEY": TEST_AUDIT_KEY})

@@ -7,6 +7,7 @@ them; one stack per database backend per test session.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -159,7 +160,8 @@ def start_stack(database_url: str, data_dir: str, patients: int = 8,
     settings = load_settings({"TELEKOL_DATA_DIR": data_dir, "TELEKOL_DATABASE_URL": database_url,
                               "TELEKOL_HTTP_PORT": str(free_port()),
                               "TELEKOL_MQTT_PORT": str(free_port()),
-                              "TELEKOL_MQTTS_PORT": str(free_port())})
+                              "TELEKOL_MQTTS_PORT": str(free_port()),
+                              "TELEKOL_AUDIT_KEY": os.environ["TELEKOL_AUDIT_KEY"]})
     fixture = prepare(settings, patients)
     if before is not None:
         before(settings, fixture)

@@ -30,7 +30,7 @@ _NAMED = re.compile(r'\bf?"([A-Z][A-Za-z]+)(?:/\{|\?)')
 
 def recorded_kinds() -> set[str]:
     """Return every resource kind the web doors and the command line write to the log."""
-    sources = [*ROOT.glob("server/web/*.py"), *ROOT.glob("clinician_ui/*.py"),
+    sources = [*ROOT.glob("server/web/**/*.py"), *ROOT.glob("clinician_ui/*.py"),
                ROOT / "server/ops/cli_admin.py"]
     found: set[str] = set()
     for path in sources:

@@ -353,10 +353,19 @@ def test_the_audit_page_shows_an_intact_chain(app, demo) -> None:
 def test_the_audit_page_shows_where_a_chain_is_broken(app, monkeypatch) -> None:
     from telekol.server.audit import log as audit
 
-    monkeypatch.setattr(audit, "verify", lambda _session: audit.ChainCheck(
+    monkeypatch.setattr(audit, "verify", lambda _session, _anchors=(): audit.ChainCheck(
         False, 6, 7, "the record was changed"))
     page = logged_in(app).get("/admin/audit?verify=1").get_data(as_text=True)
     assert "Broken at record #7: the record was changed" in page
+
+
+def test_the_audit_page_shows_a_truncated_chain(app, monkeypatch) -> None:
+    from telekol.server.audit import log as audit
+
+    monkeypatch.setattr(audit, "verify", lambda _session, _anchors=(): audit.ChainCheck(
+        False, 6, None, "truncated: the head anchored at T is record 9, the chain ends at 6"))
+    page = logged_in(app).get("/admin/audit?verify=1").get_data(as_text=True)
+    assert "Broken: truncated: the head anchored at T is record 9" in page
 
 
 def test_administrative_acts_leave_audit_records(app) -> None:

@@ -140,15 +140,16 @@ def test_a_record_inserted_out_of_chain_is_found(engine, small_batches) -> None:
     fill(engine, 4)
     rows = chain(engine)
     tamper(engine, "INSERT INTO auditrecord (at, action, resource, door, outcome, detail, "
-                   f"prev_hash, hash) SELECT at, action, resource, door, outcome, detail, "
-                   f"'{'a' * 64}', '{'b' * 64}' FROM auditrecord WHERE id = {rows[1].id}")
+                   f"seq, scheme, prev_hash, hash) SELECT at, action, resource, door, outcome, "
+                   f"detail, 99, 2, '{'a' * 64}', '{'b' * 64}' FROM auditrecord "
+                   f"WHERE id = {rows[1].id}")
     found = check(engine)
     assert not found.ok and found.first_bad_id == max(r.id or 0 for r in rows) + 1
     assert found.checked == 4
 
 
 def test_deleting_the_newest_records_leaves_a_shorter_intact_chain(engine) -> None:
-    """The chain alone cannot see truncation: the count and last hash kept elsewhere can."""
+    """The chain alone cannot see truncation: its anchored heads can (test_audit_anchor)."""
     fill(engine, 5)
     before = check(engine)
     tamper(engine, f"DELETE FROM auditrecord WHERE id = {_id_of(engine, -1)}")

@@ -35,6 +35,8 @@ from telekol.server.alerts.rules import (
 )
 from telekol.server.alerts.store import alert_row
 from telekol.server.alerts.triage import AlertRequest
+from telekol.server.audit import log as audit
+from telekol.server.audit.system import scheduler_decision
 from telekol.server.care.episodes import finished_patient_ids
 from telekol.server.care.pauses import paused_patient_ids, resumed_at
 from telekol.server.db import session_scope, utcnow
@@ -168,6 +170,7 @@ class Scheduler:
                 if getattr(done, "rowcount", 0) != 1 or alert is None:
                     continue  # acknowledged, resolved or reopened by another process meanwhile
                 record(session, alert, "unsnoozed", "scheduler", now, note="snooze ended")
+                audit.append(session, [scheduler_decision(alert, "update", "snooze ended")])
                 found.append(live_event(session, alert))
                 session.commit()
         return found
@@ -202,6 +205,7 @@ class Scheduler:
                     continue  # fired again or resolved meanwhile
                 record(session, alert, "auto-resolved", "scheduler", now,
                        note=f"{rule} has not fired for {hours:g} h")
+                audit.append(session, [scheduler_decision(alert, "update", "resolved")])
                 found.append(live_event(session, alert))
                 session.commit()
         return found
@@ -244,7 +248,9 @@ class Scheduler:
                 session.flush()
             except IntegrityError:
                 return None  # another scheduler raised this occurrence first
-            inbox.after_change(session, alert, action, "scheduler", now)  # audit, GP if red
+            inbox.after_change(session, alert, action, "scheduler", now)  # history, GP if red
+            audit.append(session, [scheduler_decision(
+                alert, "create" if action == "created" else "update", "raised")])
             event = live_event(session, alert)
             session.commit()
         return event

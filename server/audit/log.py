@@ -1,17 +1,20 @@
-"""The audit log: who did what to which patient's data, through which door, in a hash chain.
+"""The audit log: who did what to which patient's data, through which door, in a keyed chain.
 
 Every door appends here. Records are never changed: the database refuses UPDATE and DELETE
-on the table (triggers made by server/migrate.py), and each record's hash covers the
-previous record's hash and the record's own fields, so a record changed or deleted behind
-the triggers' back breaks the chain where it happened (`verify`). Removing the newest
-records leaves a shorter chain that is still intact: compare `verify`'s count and last hash
-with a copy kept outside the database to detect that (docs/operations.md, "Audit log").
+on the table (triggers made by server/migrate.py), and each record's hash is an HMAC-SHA256,
+under a key kept outside the database (`use_key`), over the previous record's hash, its place
+in the chain (`seq`) and its own fields. So someone who can write the database but does not
+hold the key cannot change, delete or insert a record, nor recompute the chain after doing
+so, without `verify` finding where. Removing the newest records is found by comparing the
+chain with its head as anchored outside the database (server/audit/anchor.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -27,12 +30,16 @@ from telekol.server.db import utcnow
 from telekol.server.models import AuditRecord, Organization, User
 
 GENESIS = "0" * 64  # the prev_hash of the first record
+LEGACY = 1  # records hashed with unkeyed SHA-256, before migration e5a1d17c0b2f
+KEYED = 2  # HMAC-SHA256 under the audit key, `seq` included
+SYSTEM_DOORS = ("mqtt", "scheduler")  # the platform's own acts (server/audit/system.py)
 # PostgreSQL advisory lock that serialises appends ("TKOL" in ASCII).
 APPEND_LOCK = 0x544B4F4C
 MAX_LIMIT = 1000
 _VERIFY_BATCH = 1000
 _ATTEMPTS = 5
 _SQLITE_TURN = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LENGTHS = {"username": 64, "display_name": 200, "role": 20, "organization_id": 64,
             "patient_id": 64, "action": 20, "resource": 300, "door": 10, "outcome": 20,
             "detail": 500}
@@ -79,6 +86,41 @@ class ChainCheck:
     first_bad_id: int | None = None
     reason: str = ""
     last_hash: str = GENESIS  # of the last record that checked out
+    anchors: int = 0  # anchored heads found in the chain as anchored
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head as recorded outside the database: the record at `seq` had `hash`."""
+
+    seq: int
+    hash: str
+    at: str = ""  # when it was anchored (RFC 3339), for the reader
+
+
+_KEY: list[bytes] = []  # the process's audit key, set once at start (`use_key`)
+
+
+def use_key(key: str) -> None:
+    """Key the chain with `key` in this process (Settings.audit_key; every door calls it)."""
+    if not key:
+        raise ValueError("the audit key is empty")
+    _KEY[:] = [key.encode()]
+
+
+def mac(message: bytes) -> str:
+    """Return HMAC-SHA256 (hex) of `message` under the process's audit key."""
+    return hmac.new(_key(), message, hashlib.sha256).hexdigest()
+
+
+def _key() -> bytes:
+    if not _KEY:
+        # A process that did not say: the key its environment names (TELEKOL_AUDIT_KEY or
+        # the data dir's audit_key), the same one its server and gateway use.
+        from telekol.server.config import load_settings
+
+        use_key(load_settings().audit_key)
+    return _KEY[0]
 
 
 def outcome_for(status: int) -> str:
@@ -92,17 +134,26 @@ def append(session: Session, entries: Sequence[Entry]) -> list[AuditRecord]:
     """Append records to the chain in the caller's transaction (commit to keep them)."""
     if not entries:
         return []
-    _serialise(session)
-    previous = session.exec(select(AuditRecord.hash).order_by(
-        col(AuditRecord.id).desc()).limit(1)).first() or GENESIS
+    previous, seq = _tail(session)
     now, rows = utcnow(), []
     for entry in entries:
-        row = _chained(entry, previous, now)
+        seq += 1
+        row = AuditRecord(**_fields(entry, now), seq=seq, scheme=KEYED, prev_hash=previous,
+                          hash="")
+        row.hash = chain_hash(previous, row)
         session.add(row)
         session.flush()  # one by one, so ids follow the chain
         previous = row.hash
         rows.append(row)
     return rows
+
+
+def _tail(session: Session) -> tuple[str, int]:
+    """Take the append lock and return the last record's hash and seq."""
+    _serialise(session)
+    last = session.exec(select(AuditRecord.hash, AuditRecord.seq).order_by(
+        col(AuditRecord.id).desc()).limit(1)).first()
+    return (last[0], last[1]) if last else (GENESIS, 0)
 
 
 def record(engine: Engine, entries: Sequence[Entry]) -> None:
@@ -141,13 +192,12 @@ def append_many(session: Session, entries: Sequence[Entry]) -> int:
     """
     if not entries:
         return 0
-    _serialise(session)
-    previous = session.exec(select(AuditRecord.hash).order_by(
-        col(AuditRecord.id).desc()).limit(1)).first() or GENESIS
+    previous, seq = _tail(session)
     now, rows = utcnow(), []
     for entry in entries:
+        seq += 1
         fields = _fields(entry, now)
-        fields["prev_hash"] = previous
+        fields.update(seq=seq, scheme=KEYED, prev_hash=previous)
         fields["hash"] = chain_hash(previous, cast(AuditRecord, _Row(fields)))
         previous = fields["hash"]
         rows.append(fields)
@@ -186,12 +236,6 @@ def _serialise(session: Session) -> None:
         session.execute(text("UPDATE auditrecord SET id = id WHERE 0"))
 
 
-def _chained(entry: Entry, previous: str, at: datetime) -> AuditRecord:
-    row = AuditRecord(**_fields(entry, at), prev_hash=previous, hash="")
-    row.hash = chain_hash(previous, row)
-    return row
-
-
 def _fields(entry: Entry, at: datetime) -> dict[str, Any]:
     actor = entry.actor
     fields: dict[str, Any] = {
@@ -202,35 +246,91 @@ def _fields(entry: Entry, at: datetime) -> dict[str, Any]:
         "outcome": entry.outcome, "status": entry.status, "detail": entry.detail}
     for name, limit in _LENGTHS.items():
         if isinstance(fields[name], str):
-            fields[name] = fields[name][:limit]
+            # A hostile path may carry NUL, which PostgreSQL refuses in text: the record of
+            # that request must still be written, so control characters are kept as escapes.
+            fields[name] = _CONTROL.sub(_escaped, fields[name])[:limit]
     return fields
 
 
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
 def chain_hash(previous: str, row: AuditRecord) -> str:
-    """Return SHA-256 (hex) over the previous hash and a canonical JSON of the record."""
+    """Return the record's hash (hex): HMAC-SHA256 under the audit key over the previous
+    hash and a canonical JSON of the record with its `seq` (unkeyed SHA-256 for LEGACY)."""
     fields = {"at": row.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               **{name: getattr(row, name) for name in (
                   "user_id", "username", "display_name", "role", "organization_id",
                   "patient_id", "action", "resource", "door", "outcome", "status", "detail")}}
+    if getattr(row, "scheme", KEYED) == LEGACY:
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False)
+        return hashlib.sha256((previous + canonical).encode()).hexdigest()
+    fields["seq"] = row.seq
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((previous + canonical).encode()).hexdigest()
+    return mac((previous + canonical).encode())
 
 
-def verify(session: Session) -> ChainCheck:
-    """Walk the chain in id order, in batches, and report the first record that breaks it."""
-    expected, checked, last_id = GENESIS, 0, 0
+def verify(session: Session, anchors: Sequence[Anchor] = ()) -> ChainCheck:
+    """Walk the chain in id order, in batches, and report the first record that breaks it.
+
+    Each anchor must name a record of the chain by its seq and hash; an anchor beyond the
+    chain's end means its newest records were removed.
+    """
+    anchored = {anchor.seq: anchor for anchor in anchors}
+    walk = _Walk(anchored)
+    last_id = 0
     while True:
         batch = session.exec(select(AuditRecord).where(col(AuditRecord.id) > last_id).order_by(
             col(AuditRecord.id)).limit(_VERIFY_BATCH)).all()
         if not batch:
-            return ChainCheck(True, checked, last_hash=expected)
+            return walk.end()
         for row in batch:
-            if row.prev_hash != expected:
-                return ChainCheck(False, checked, row.id, "the record before it is missing, or "
-                                  "it was inserted out of the chain", expected)
-            if chain_hash(row.prev_hash, row) != row.hash:
-                return ChainCheck(False, checked, row.id, "the record was changed", expected)
-            expected, checked, last_id = row.hash, checked + 1, row.id or 0
+            broken = walk.step(row)
+            if broken is not None:
+                return broken
+            last_id = row.id or 0
+
+
+class _Walk:
+    """The state of `verify` between records: what the next one must follow."""
+
+    def __init__(self, anchored: dict[int, Anchor]) -> None:
+        self.anchored, self.expected, self.seq, self.checked = anchored, GENESIS, 0, 0
+        self.keyed, self.matched = False, 0
+
+    def step(self, row: AuditRecord) -> ChainCheck | None:
+        reason = self._problem(row)
+        if reason:
+            return ChainCheck(False, self.checked, row.id, reason, self.expected, self.matched)
+        self.expected, self.seq, self.checked = row.hash, row.seq, self.checked + 1
+        self.keyed = self.keyed or row.scheme != LEGACY
+        self.matched += row.seq in self.anchored
+        return None
+
+    def _problem(self, row: AuditRecord) -> str:
+        if row.prev_hash != self.expected or row.seq != self.seq + 1:
+            return "the record before it is missing, or it was inserted out of the chain"
+        if row.scheme == LEGACY and self.keyed:
+            return "an unkeyed record after keyed ones: the chain was rewritten"
+        if not hmac.compare_digest(chain_hash(row.prev_hash, row), row.hash):
+            return "the record was changed, or the chain rewritten without the audit key"
+        anchor = self.anchored.get(row.seq)
+        if anchor is not None and anchor.hash != row.hash:
+            return (f"it differs from the head anchored at {anchor.at or 'an earlier time'}: "
+                    "the chain was rewritten")
+        return ""
+
+    def end(self) -> ChainCheck:
+        beyond = [a for a in self.anchored.values() if a.seq > self.seq]
+        if beyond:
+            last = max(beyond, key=lambda a: a.seq)
+            return ChainCheck(False, self.checked, None,
+                              f"truncated: the head anchored at {last.at or 'an earlier time'} "
+                              f"is record {last.seq}, the chain ends at {self.seq}",
+                              self.expected, self.matched)
+        return ChainCheck(True, self.checked, last_hash=self.expected, anchors=self.matched)
 
 
 def search(session: Session, *, patient_id: str | None = None, user_id: int | None = None,
@@ -260,12 +360,13 @@ def access_log(session: Session, patient_id: str, *, before_id: int | None = Non
     """Return who accessed a patient's data, newest first (the patient's own view).
 
     `without_live` leaves out live-update pushes and subscriptions (the live door records
-    nothing else), so they do not crowd out the looks a person chose to make.
+    nothing else), so they do not crowd out the looks a person chose to make, and what the
+    platform did by itself (devices' stored batches, the scheduler: SYSTEM_DOORS).
     """
     if not without_live:
         return search(session, patient_id=patient_id, before_id=before_id, limit=limit)
     query = select(AuditRecord).where(col(AuditRecord.patient_id) == patient_id,
-                                      col(AuditRecord.door) != "live",
+                                      col(AuditRecord.door).not_in(("live", *SYSTEM_DOORS)),
                                       col(AuditRecord.action).not_in(("push", "subscribe")))
     if before_id is not None:
         query = query.where(col(AuditRecord.id) < before_id)
@@ -302,4 +403,4 @@ def record_view(row: AuditRecord) -> dict[str, Any]:
             "organization_id": row.organization_id, "patient_id": row.patient_id,
             "action": row.action, "resource": row.resource, "door": row.door,
             "outcome": row.outcome, "status": row.status, "detail": row.detail,
-            "prev_hash": row.prev_hash, "hash": row.hash}
+            "seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash}

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from telekol.server.alerts.context_cache import ContextCache
+from telekol.server.audit.log import append_many
+from telekol.server.audit.system import stored_batch
 from telekol.server.db import utcnow
 from telekol.server.device_messages.questionnaire_responses import QuestionnaireAnswers
 from telekol.server.ingest.quarantine import QuarantineQuota, admit, quarantine_row
@@ -197,6 +199,8 @@ class _Batch:
         self._save_devices()
         self.recorded = self.recorder.finish()
         self.result.events.extend(self.recorded.events)
+        # Last, so the chain's append lock is held only for the commit: one INSERT per batch.
+        append_many(self.session, stored_batch(self.stored))
         return self.result
 
     def _record(self, candidates: list[tuple[int, ParsedDelivery, Any, str]],
@@ -224,6 +228,7 @@ class _Batch:
         """Start recording with the devices as loaded and the patients' inputs afresh."""
         self.devices = {key: dict(values) for key, values in self.loaded.items()}
         self.touched: set[str] = set()
+        self.stored: dict[tuple[str, str], list[str]] = {}  # (device, patient): msg_ids
         patients = {d["patient_id"] for d in self.devices.values() if d["patient_id"]}
         cache = self.service.cache
         contexts = cache.checkout(self.session, patients, self.now) if cache else None
@@ -277,6 +282,7 @@ class _Batch:
     def _store(self, delivery: ParsedDelivery, device: dict[str, Any], item: Any) -> None:
         patient_id, received_at = device["patient_id"], delivery.received_at
         self.touched.add(device["id"])
+        self.stored.setdefault((device["id"], patient_id), []).append(item.msg_id)
         device["last_seen_at"] = received_at
         if isinstance(item, QuestionnaireAnswers):
             self.recorder.answers(patient_id, item, received_at=received_at,

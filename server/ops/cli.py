@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     settings = load_settings()
+    from telekol.server.audit import log as audit
+
+    audit.use_key(settings.audit_key)  # the chain's key, outside the database
     if getattr(args, "metrics", False):
         from telekol.server.metrics_files import use_folder
 
@@ -191,12 +194,13 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
 def _device_add(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.accounts.devices import ProvisioningError, provision_device, sync_broker
     from telekol.server.db import session_scope
+    from telekol.server.ops.cli_admin import os_actor
 
     engine = _engine(settings)
     try:
         with session_scope(engine) as session:
             creds = provision_device(session, patient_id=args.patient, device_id=args.device_id,
-                                     kind=args.kind, model=args.model)
+                                     kind=args.kind, model=args.model, actor=os_actor())
     except ProvisioningError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -234,10 +238,16 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from telekol.server.migrate import upgrade
 
     upgrade(settings.database_url)
+    from telekol.server.audit.anchor import Anchorer
+
     publish, close = mqtt_publisher(settings)
     stop = threading.Event()
     _on_stop(stop.set)
-    Scheduler(_engine(settings), publish, interval=args.interval).run(stop)
+    engine = _engine(settings)
+    anchorer = Anchorer(engine, settings)  # the audit chain's head, outside the database
+    anchorer.start()
+    Scheduler(engine, publish, interval=args.interval).run(stop)
+    anchorer.stop()
     close()
     return 0
 

@@ -85,8 +85,14 @@ def add_admin_parsers(sub) -> None:  # type: ignore[no-untyped-def]
 
 def _audit_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(metavar="ACTION")
-    audit.add_parser("verify", help="check the hash chain; exit 1 when broken").set_defaults(
-        run=_admin(_audit_verify))
+    verify = audit.add_parser("verify", help="check the keyed chain against its anchored heads; "
+                              "exit 1 when broken")
+    verify.add_argument("--anchors", action="append", default=[], metavar="FILE",
+                        help="also check the anchors in FILE (e.g. a syslog export); "
+                             "the data dir's anchor file is always read")
+    verify.set_defaults(run=_admin(_audit_verify))
+    audit.add_parser("anchor", help="anchor the chain's head outside the database now"
+                     ).set_defaults(run=_admin(_audit_anchor))
     search = audit.add_parser("search", help="list audit records, newest first")
     search.add_argument("--patient", help="patient id")
     search.add_argument("--user", type=int, help="user id")
@@ -106,6 +112,7 @@ def _admin(command):  # type: ignore[no-untyped-def]
         from telekol.server.db import session_scope
 
         try:
+            args.settings = settings
             with session_scope(engine_for(settings)) as session:
                 return int(command(session, args) or 0)
         except AdminError as error:
@@ -215,26 +222,54 @@ def _patient_add(session, args: argparse.Namespace) -> int:  # type: ignore[no-u
 def _audited(session, patient_id: str | None, action: str, resource: str,  # type: ignore[no-untyped-def]
              detail: str = "") -> None:
     """Append what a command did to the audit log, in the command's transaction."""
+    from telekol.server.audit import log as audit
+
+    audit.append(session, [audit.Entry(os_actor(), patient_id, action, resource, "cli",
+                                       detail=detail)])
+
+
+def os_actor():  # type: ignore[no-untyped-def]
+    """Return the audit actor for whoever runs the command: `os:<login>`."""
     import getpass
 
     from telekol.server.audit import log as audit
 
-    actor = audit.Actor(username=f"os:{getpass.getuser()}"[:64])
-    audit.append(session, [audit.Entry(actor, patient_id, action, resource, "cli",
-                                       detail=detail)])
+    return audit.Actor(username=f"os:{getpass.getuser()}"[:64])
 
 
-def _audit_verify(session, _args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from telekol.server.audit import log as audit
+def _audit_verify(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from pathlib import Path
 
-    check = audit.verify(session)
+    from telekol.server.audit import anchor as audit_anchor
+
+    extra = []
+    for name in args.anchors:
+        if not Path(name).is_file():
+            print(f"error: no anchor file {name}", file=sys.stderr)
+            return 2
+        found, forged = audit_anchor.read(Path(name))
+        if forged:
+            print(f"BROKEN: {forged} anchor lines in {name} do not carry the audit key's MAC")
+            return 1
+        extra += found
+    check = audit_anchor.verify_anchored(session, args.settings, extra)
     _audited(session, None, "verify", "AuditRecord")
     if check.ok:
-        print(f"intact: {check.checked} records; last hash {check.last_hash}")
+        print(f"intact: {check.checked} records; last hash {check.last_hash}; "
+              f"{check.anchors} anchored heads found in the chain")
         return 0
-    print(f"BROKEN at record {check.first_bad_id}: {check.reason} ({check.checked} records "
-          f"before it are intact; last good hash {check.last_hash})")
+    where = f"record {check.first_bad_id}" if check.first_bad_id else "the end"
+    print(f"BROKEN at {where}: {check.reason} ({check.checked} records before it are intact; "
+          f"last good hash {check.last_hash})")
     return 1
+
+
+def _audit_anchor(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from telekol.server.audit.anchor import Anchorer
+
+    anchored = Anchorer(session.get_bind(), args.settings).anchor()
+    print(f"anchored record {anchored.seq}" if anchored else "nothing to anchor: empty chain")
+    return 0
 
 
 def _audit_search(session, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telekol.server.accounts.login import TokenSigner
+from telekol.server.audit import log as audit_log
 from telekol.server.config import Settings, load_settings
 from telekol.server.db import make_engine
 from telekol.server.metrics import watch_pool
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     from telekol.server.web import (  # the shared core
         auditing,
         auth,
+        door_checks,  # one validation of every request's values, errors in the door's format
         health,
         metrics_view,
         transport,  # Secure cookies and HSTS under TLS, reverse proxies by configuration
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
 
     ensure_valid()  # the doors store mapped resources without validating each one
     settings = settings or load_settings()
+    audit_log.use_key(settings.audit_key)  # the process's audit chain key (server/audit/log.py)
     # An explicit instance path: Flask cannot infer one inside the `telekol` namespace.
     # No app-level /static: the UI blueprint serves its own assets there.
     app = Flask(__name__, instance_path=str(settings.data_dir / "instance"), static_folder=None)
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, *, live: bool = True,
     services = AppServices(settings, engine,
                            TokenSigner(settings.secret_key, settings.token_ttl_seconds))
     app.extensions["telekol"] = services
+    door_checks.init_app(app)  # bounded <int:> before any route; every request checked first
     login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale,

@@ -6,8 +6,9 @@ after the response is made, in a transaction of its own on the request's own con
 (server/web/context.py `db()`, server/audit/log.py), with the outcome taken from the HTTP
 status. If the records cannot be written, the response is replaced by a 503: no patient
 data leaves without its audit record. A request that noted nothing but
-was refused (403/404) while naming an existing patient is recorded as a denied attempt,
-so the patient can see it.
+failed or was refused (any status from 400 on but 401) while naming an existing patient is
+recorded for that patient as `denied` (403/404) or `failed` (400, 5xx, ...): the patient sees
+attempts, and a request that fails before its view runs still leaves its record.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _entries(status: int) -> list[audit.Entry]:
         actor = audit.Actor.of(_user())
         return [audit.Entry(actor, patient_id, n.action, n.resource, door, outcome, status,
                             n.detail) for n in notes for patient_id in n.patient_ids]
-    if status not in (403, 404):
+    if status < 400 or status == 401:  # 401: nobody signed in to record
         return []
     named = _existing(_named_patients())
     actor = audit.Actor.of(_user()) if named else audit.Actor()
@@ -124,7 +125,7 @@ def _entries(status: int) -> list[audit.Entry]:
     action = "search" if request.method == "GET" and not request.view_args else _ACTIONS.get(
         request.method, request.method.lower())
     return [audit.Entry(actor, patient_id, action, request.path[:300], door, outcome, status,
-                        "refused") for patient_id in named]
+                        "refused" if outcome == "denied" else "failed") for patient_id in named]
 
 
 def _user():  # type: ignore[no-untyped-def]

@@ -113,7 +113,9 @@ def acknowledge_patient_alerts(patient_id: str):  # type: ignore[no-untyped-def]
     """Acknowledge all of a patient's open or snoozed alerts the user's organisation acts on,
     with one note (JSON {"note", "patient_message"}, both optional); return them."""
     body = request.get_json(silent=True) or {}
-    texts = {k: body.get(k) for k in ("note", "patient_message")} if isinstance(body, dict) else {}
+    if not isinstance(body, dict):  # a list would leave both texts unset
+        return error("the body must be a JSON object with note and patient_message", 400)
+    texts = {k: body.get(k) for k in ("note", "patient_message")}
     if any(v is not None and (not isinstance(v, str) or len(v) > alert_lifecycle.MAX_NOTE)
            for v in texts.values()):
         return error(f"note and patient_message must be strings of at most "

@@ -11,10 +11,11 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
 from sqlmodel import select
 from telekol.server.audit import log as audit
+from telekol.server.audit.anchor import verify_anchored
 from telekol.server.models import AuditRecord, User
 from telekol.server.web.auditing import note
 from telekol.server.web.auth import the_user
-from telekol.server.web.context import db
+from telekol.server.web.context import db, services
 
 bp = Blueprint("audit", __name__, url_prefix="/api")
 SEARCH_PARAMS = ("patient", "user", "organization", "action", "door", "since", "until",
@@ -92,7 +93,7 @@ def verify():  # type: ignore[no-untyped-def]
     if the_user().role != "admin":
         return _error("administrators only", 403)
     note(None, "verify", "AuditRecord")
-    return jsonify(asdict(audit.verify(db())))
+    return jsonify(asdict(verify_anchored(db(), services().settings)))
 
 
 @bp.get("/me/access-log")

@@ -77,9 +77,12 @@ def cookie_write(_error: Exception) -> Response:
 @bp.app_errorhandler(404)
 @bp.app_errorhandler(405)
 def routing_error(error: HTTPException) -> Response | HTTPException:
-    """Answer unknown FHIR paths and interactions with an OperationOutcome (others unchanged)."""
+    """Answer unknown FHIR paths and interactions with an OperationOutcome (others as every
+    HTTP error: JSON on /api, unchanged on pages)."""
     if not request.path.startswith("/fhir"):
-        return error
+        from telekol.server.web.door_checks import http_error
+
+        return http_error(error)
     if error.code == 405:
         return outcome_response(405, "not-supported", f"{request.method} {request.path} is not "
                                 "supported; see /fhir/metadata")
