@@ -130,7 +130,9 @@ def test_a_pushed_batch_counts_its_events_and_each_user_it_reached_once(
         engine, settings) -> None:
     from telekol.server.web.live import LiveBridge, Viewers
 
-    bridge = LiveBridge(settings, FakeSocketIO(), engine)  # type: ignore[arg-type]
+    # Made-up patient p1: the rooms are taken as addressed (live_sight is tested apart).
+    bridge = LiveBridge(settings, FakeSocketIO(), engine,  # type: ignore[arg-type]
+                        sight=lambda _engine, batch: batch)
     bridge.viewers = Viewers()
     for sid, actor, room in [("tab-1", NURSE, "org:muni-aalby"),
                              ("tab-2", NURSE, "org:muni-aalby"), ("tab-3", GP, "org:gp-torvet")]:
@@ -146,7 +148,9 @@ def test_a_pushed_batch_counts_its_events_and_each_user_it_reached_once(
 def test_events_whose_audit_fails_are_counted_as_withheld(engine, settings) -> None:
     from telekol.server.web.live import LiveBridge, Viewers
 
-    bridge = LiveBridge(settings, FakeSocketIO(), engine)  # type: ignore[arg-type]
+    # Made-up patient p1: the rooms are taken as addressed (live_sight is tested apart).
+    bridge = LiveBridge(settings, FakeSocketIO(), engine,  # type: ignore[arg-type]
+                        sight=lambda _engine, batch: batch)
     bridge.viewers = Viewers()
     bridge.viewers.add("tab-1", NURSE, ["org:muni-aalby"])
     withheld = value("telekol_live_events_withheld_total")
